@@ -1,0 +1,340 @@
+"""Every error this library raises, in one tree.
+
+```
+OpenMeterBillingError                  root; never raised directly
+├── ConfigurationError                 a usage mistake found at construction or before any I/O
+│   ├── CatalogError                   the billing catalog is invalid; .issues lists every problem
+│   └── ProviderNotConfiguredError     a provider is referenced but was not injected
+├── InvalidInputError (ValueError)     a call argument is wrong; .field names it, .hint says the fix
+│   └── SubjectMismatchError           an event subject belongs to another customer than `customer=`
+├── IdentityResolutionError            no resolver accepts a principal, or a resolver failed
+├── InsufficientBalanceError           a metered feature has no balance left for the usage
+├── APIError                           talking to OpenMeter failed; .request, .body
+│   ├── APIConnectionError             transport failure; __cause__ is the httpx error
+│   │   └── APITimeoutError
+│   ├── APIResponseValidationError     a 2xx body did not match the expected model
+│   └── APIStatusError                 4xx/5xx; .status_code, .response, .problem
+│       ├── BadRequestError            400
+│       ├── AuthenticationError        401
+│       ├── PermissionDeniedError      403
+│       ├── NotFoundError              404
+│       ├── ConflictError              409 (.conflicting_entity_id)
+│       ├── PreconditionFailedError    412 (for example the customer is deleted)
+│       ├── UnprocessableEntityError   422
+│       ├── RateLimitError             429
+│       └── InternalServerError        >= 500
+└── WebhookVerificationError (ValueError)  bad signature or stale timestamp
+```
+
+"No access" is a value (`EntitlementValue.has_access`), not an exception: exceptions are failures.
+No exception message ever contains the API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CatalogError",
+    "CatalogIssue",
+    "ConfigurationError",
+    "ConflictError",
+    "IdentityResolutionError",
+    "InsufficientBalanceError",
+    "InternalServerError",
+    "InvalidInputError",
+    "NotFoundError",
+    "OpenMeterBillingError",
+    "PermissionDeniedError",
+    "PreconditionFailedError",
+    "Problem",
+    "ProviderNotConfiguredError",
+    "RateLimitError",
+    "SubjectMismatchError",
+    "UnprocessableEntityError",
+    "ValidationIssue",
+    "WebhookVerificationError",
+]
+
+
+class OpenMeterBillingError(Exception):
+    """Root of every error raised by openmeter-billing."""
+
+
+class ConfigurationError(OpenMeterBillingError):
+    """The library was set up wrongly; the message names the argument and the fix."""
+
+
+@dataclass(frozen=True)
+class CatalogIssue:
+    """One problem found in a billing catalog.
+
+    Attributes:
+        path: Where the problem is, for example ``plans.pro.entitlements.ai_tokens``.
+        message: What is wrong.
+        value: The offending value, when there is one.
+        hint: How to fix it.
+        code: A stable machine-readable code, for example ``unknown_reference``.
+    """
+
+    path: str
+    message: str
+    value: Any = None
+    hint: str | None = None
+    code: str = "invalid"
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.message}"
+        if self.value is not None:
+            text += f" (got {self.value!r})"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+class CatalogError(ConfigurationError):
+    """The billing catalog is invalid. ``issues`` holds every problem found, not just the first."""
+
+    def __init__(self, issues: Sequence[CatalogIssue], message: str | None = None) -> None:
+        self.issues: tuple[CatalogIssue, ...] = tuple(issues)
+        if message is None:
+            count = len(self.issues)
+            lines = "\n".join(f"  - {issue}" for issue in self.issues)
+            message = f"the billing catalog has {count} problem{'s' if count != 1 else ''}:\n{lines}"
+        super().__init__(message)
+
+
+class ProviderNotConfiguredError(ConfigurationError):
+    """A payment provider is referenced but no adapter for it was injected."""
+
+
+class InvalidInputError(OpenMeterBillingError, ValueError):
+    """A call argument is invalid. Raised before any network call.
+
+    Attributes:
+        field: The argument or body field at fault, for example ``usage_period.interval``.
+        hint: What to pass instead.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, hint: str | None = None) -> None:
+        self.field = field
+        self.hint = hint
+        text = f"{field}: {message}" if field else message
+        if hint:
+            text += f" ({hint})"
+        super().__init__(text)
+
+
+class SubjectMismatchError(InvalidInputError):
+    """An event's explicit ``subject`` is not the subject of the ``customer`` it is ingested for.
+
+    Usage could otherwise be charged to someone else; drop ``subject`` or make it match.
+    """
+
+
+class IdentityResolutionError(OpenMeterBillingError):
+    """A principal could not be mapped to an OpenMeter customer."""
+
+
+class InsufficientBalanceError(OpenMeterBillingError):
+    """A metered feature does not have enough balance for the requested usage."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        feature_key: str | None = None,
+        balance: float | None = None,
+        requested: float | None = None,
+    ) -> None:
+        self.feature_key = feature_key
+        self.balance = balance
+        self.requested = requested
+        super().__init__(message)
+
+
+class WebhookVerificationError(OpenMeterBillingError, ValueError):
+    """A webhook's signature is missing, malformed, wrong, or its timestamp is outside tolerance."""
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One entry of a problem's ``extensions.validationErrors``, parsed leniently."""
+
+    message: str
+    field: str | None = None
+    code: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An RFC 7807 problem document as OpenMeter sends it (every field optional in practice)."""
+
+    type: str | None = None
+    title: str | None = None
+    status: int | None = None
+    detail: str | None = None
+    instance: str | None = None
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+    validation_errors: tuple[ValidationIssue, ...] = ()
+
+    @property
+    def conflicting_entity_id(self) -> str | None:
+        """The id of the entity a 409 conflicts with, when OpenMeter names it."""
+        value = self.extensions.get("conflictingEntityId")
+        return value if isinstance(value, str) else None
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's request id, taken from ``instance`` (``urn:request:<id>``)."""
+        if self.instance and self.instance.startswith("urn:request:"):
+            return self.instance[len("urn:request:") :]
+        return None
+
+
+class APIError(OpenMeterBillingError):
+    """A request to OpenMeter failed.
+
+    Attributes:
+        message: Human-readable description.
+        request: The `httpx.Request` that failed (its Authorization header is never printed).
+        body: The parsed response body, when there was one.
+    """
+
+    def __init__(self, message: str, request: httpx.Request, *, body: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request = request
+        self.body = body
+
+
+class APIConnectionError(APIError):
+    """The request never got a response (DNS, refused connection, reset, ...)."""
+
+    def __init__(self, request: httpx.Request, message: str = "Connection error.") -> None:
+        super().__init__(message, request)
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+    def __init__(self, request: httpx.Request) -> None:
+        super().__init__(request, "Request timed out.")
+
+
+class APIResponseValidationError(APIError):
+    """A successful response did not match the model this library expected."""
+
+    def __init__(self, response: httpx.Response, body: object, message: str) -> None:
+        super().__init__(message, response.request, body=body)
+        self.response = response
+        self.status_code = response.status_code
+
+
+class APIStatusError(APIError):
+    """OpenMeter answered with a 4xx or 5xx status.
+
+    Attributes:
+        status_code: The HTTP status.
+        response: The `httpx.Response`.
+        problem: The parsed problem+json document (fields missing on the wire are ``None``).
+    """
+
+    status_code: int
+
+    def __init__(
+        self, message: str, *, response: httpx.Response, body: object | None, problem: Problem
+    ) -> None:
+        super().__init__(message, response.request, body=body)
+        self.response = response
+        self.status_code = response.status_code
+        self.problem = problem
+
+    @property
+    def title(self) -> str | None:
+        """The problem's title, for example ``Conflict``."""
+        return self.problem.title
+
+    @property
+    def detail(self) -> str | None:
+        """The problem's detail message."""
+        return self.problem.detail
+
+    @property
+    def validation_errors(self) -> tuple[ValidationIssue, ...]:
+        """Validation errors reported by the server (400)."""
+        return self.problem.validation_errors
+
+    @property
+    def conflicting_entity_id(self) -> str | None:
+        """The entity a 409 conflicts with, when OpenMeter names it."""
+        return self.problem.conflicting_entity_id
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's request id, when it sent one."""
+        return self.problem.request_id or self.response.headers.get("x-request-id")
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was invalid; see ``validation_errors``."""
+
+    status_code: Literal[400] = 400
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing or wrong."""
+
+    status_code: Literal[401] = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the API key may not do this."""
+
+    status_code: Literal[403] = 403
+
+
+class NotFoundError(APIStatusError):
+    """404: the resource does not exist (or the customer key belongs to a deleted customer)."""
+
+    status_code: Literal[404] = 404
+
+
+class ConflictError(APIStatusError):
+    """409: a key, subject or active entitlement already exists. Not retried."""
+
+    status_code: Literal[409] = 409
+
+
+class PreconditionFailedError(APIStatusError):
+    """412: the operation is not allowed in the resource's state (for example a deleted customer)."""
+
+    status_code: Literal[412] = 412
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was well-formed but could not be processed."""
+
+    status_code: Literal[422] = 422
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests; retried honouring ``Retry-After``."""
+
+    status_code: Literal[429] = 429
+
+
+class InternalServerError(APIStatusError):
+    """5xx: OpenMeter failed; retried where the request is safe to repeat."""
