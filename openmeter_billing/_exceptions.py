@@ -33,7 +33,8 @@ No exception message ever contains the API key.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
@@ -111,7 +112,9 @@ class CatalogError(ConfigurationError):
         if message is None:
             count = len(self.issues)
             lines = "\n".join(f"  - {issue}" for issue in self.issues)
-            message = f"the billing catalog has {count} problem{'s' if count != 1 else ''}:\n{lines}"
+            message = (
+                f"the billing catalog has {count} problem{'s' if count != 1 else ''}:\n{lines}"
+            )
         super().__init__(message)
 
 
@@ -175,7 +178,7 @@ class ValidationIssue:
     message: str
     field: str | None = None
     code: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ class Problem:
     status: int | None = None
     detail: str | None = None
     instance: str | None = None
-    extensions: Mapping[str, Any] = field(default_factory=dict)
+    extensions: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     validation_errors: tuple[ValidationIssue, ...] = ()
 
     @property
@@ -319,7 +322,7 @@ class ConflictError(APIStatusError):
 
 
 class PreconditionFailedError(APIStatusError):
-    """412: the operation is not allowed in the resource's state (for example a deleted customer)."""
+    """412: not allowed in the resource's state (for example the customer is deleted)."""
 
     status_code: Literal[412] = 412
 

@@ -1,8 +1,8 @@
 """Base classes for the models that mirror OpenMeter's spec.
 
-Attributes are snake_case; on the wire they use the spec's camelCase names (aliases). Response models
-allow unknown fields so a newer server never breaks an older client; request models forbid them so a
-typo fails before the network.
+Attributes are snake_case; on the wire they use the spec's camelCase names (aliases). Response
+models allow unknown fields so a newer server never breaks an older client; request models forbid
+them so a typo fails before the network.
 """
 
 from __future__ import annotations

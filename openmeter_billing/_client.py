@@ -1,0 +1,284 @@
+"""`OpenMeterBilling`: configuration and wiring only; the work happens in resources and `_http`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import pydantic
+from typing_extensions import Self
+
+from ._constants import (
+    CLOUD_HOSTS,
+    DEFAULT_BASE_URL,
+    DEFAULT_EVENT_SOURCE,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    ENV_ENDPOINT,
+    ENV_TOKEN,
+)
+from ._exceptions import ConfigurationError, InvalidInputError
+from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
+from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .identity import CustomerIdStore, CustomerRef, Identity
+from .resources import (
+    AsyncCustomers,
+    AsyncEntitlements,
+    AsyncEvents,
+    AsyncFeatures,
+    AsyncMeters,
+    AsyncPortal,
+)
+from .resources._base import parse_model
+
+__all__ = ["OpenMeterBilling"]
+
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+
+
+class OpenMeterBilling:
+    """The async client. One instance per application; share it across requests.
+
+    Args:
+        api_key: OpenMeter API token. Falls back to ``OPENMETER_TOKEN``. Self-hosted OpenMeter
+            without auth needs none; OpenMeter Cloud does.
+        base_url: Falls back to ``OPENMETER_ENDPOINT``, then ``https://openmeter.cloud``.
+        timeout: Seconds (or an `httpx.Timeout`) per request; None waits forever. Default 30 s
+            (5 s to connect).
+        max_retries: Extra attempts for failures that are safe to repeat. Default 2.
+        default_headers: Headers sent with every request.
+        http_client: Your own `httpx.AsyncClient` (you close it). Excludes ``transport``.
+        transport: An httpx transport, for example `openmeter_billing.local.LocalOpenMeter`.
+        identity: Resolvers that map your users, organizations and teams to customers.
+        customer_id_store: Where `customers.sync` records OpenMeter's customer ids.
+        event_source: The CloudEvents ``source`` of ingested events.
+        catalog: The billing catalog (used by catalog and billing workflows).
+        providers: Payment-provider adapters.
+        ledger: Exactly-once ledger for billing workflows.
+        allow_insecure_http: Permit sending the API key over plain HTTP to a non-loopback host.
+
+    Precedence for every setting: argument, then environment, then default.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | httpx.URL | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        identity: Identity | None = None,
+        customer_id_store: CustomerIdStore | None = None,
+        event_source: str = DEFAULT_EVENT_SOURCE,
+        catalog: Any = None,
+        providers: Sequence[Any] = (),
+        ledger: Any = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        if http_client is not None and transport is not None:
+            raise ConfigurationError(
+                "pass either http_client= or transport=, not both; set the transport on your "
+                "httpx.AsyncClient instead"
+            )
+        if http_client is not None and not isinstance(http_client, httpx.AsyncClient):
+            raise ConfigurationError(
+                f"http_client must be an httpx.AsyncClient, got {type(http_client).__name__}"
+            )
+        if not event_source:
+            raise ConfigurationError("event_source must be a non-empty string")
+        key = api_key if api_key is not None else os.environ.get(ENV_TOKEN) or None
+        url = httpx.URL(str(base_url or os.environ.get(ENV_ENDPOINT) or DEFAULT_BASE_URL))
+        if key is None and url.host in CLOUD_HOSTS:
+            raise ConfigurationError(
+                f"OpenMeter Cloud ({url.host}) needs an API token: pass api_key=... or set "
+                f"the {ENV_TOKEN} environment variable (self-hosted OpenMeter: pass base_url=)"
+            )
+        if isinstance(timeout, NotGiven):
+            resolved_timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
+        else:
+            resolved_timeout = _to_timeout(timeout)
+        options = HTTPOptions(
+            base_url=url,
+            api_key=_Secret(key) if key else None,
+            timeout=resolved_timeout,
+            max_retries=max_retries,
+            default_headers=dict(default_headers or {}),
+            allow_insecure_http=allow_insecure_http,
+        )
+        self._owns_http_client = http_client is None
+        client = http_client or httpx.AsyncClient(
+            transport=transport, timeout=resolved_timeout, follow_redirects=False
+        )
+        self._http = HTTPCore(options, client)
+        self.identity = identity or Identity()
+        self.customer_id_store = customer_id_store
+        self.event_source = event_source
+        self.catalog_definition = catalog
+        self.providers: tuple[Any, ...] = tuple(providers)
+        self.ledger = ledger
+        self._closed = False
+
+    def __repr__(self) -> str:
+        auth = "api_key" if self._http.options.api_key else "none"
+        return f"<OpenMeterBilling base_url={str(self.base_url)!r} auth={auth}>"
+
+    @property
+    def base_url(self) -> httpx.URL:
+        """The OpenMeter endpoint this client talks to."""
+        return self._http.options.base_url
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The default per-request timeout."""
+        return self._http.options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a safe request is retried."""
+        return self._http.options.max_retries
+
+    @cached_property
+    def customers(self) -> AsyncCustomers:
+        """Customers: create, get, list, update, delete, access, upsert, sync."""
+        return AsyncCustomers(self)
+
+    @cached_property
+    def events(self) -> AsyncEvents:
+        """Usage events: ingest, ingest_batch, list."""
+        return AsyncEvents(self)
+
+    @cached_property
+    def entitlements(self) -> AsyncEntitlements:
+        """Entitlements (value, has, access, lifecycle) and ``entitlements.grants``."""
+        return AsyncEntitlements(self)
+
+    @cached_property
+    def features(self) -> AsyncFeatures:
+        """Features: create, get, list, delete."""
+        return AsyncFeatures(self)
+
+    @cached_property
+    def meters(self) -> AsyncMeters:
+        """Meters: create, get, list, update, delete, query."""
+        return AsyncMeters(self)
+
+    @cached_property
+    def portal(self) -> AsyncPortal:
+        """Consumer portal tokens."""
+        return AsyncPortal(self)
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> Self:
+        """A copy with per-call overrides that shares this client's connection pool.
+
+        Example: ``await client.with_options(timeout=2, max_retries=0).entitlements.value(...)``.
+        """
+        clone = object.__new__(type(self))
+        clone.__dict__.update(
+            {
+                k: v
+                for k, v in self.__dict__.items()
+                if not isinstance(getattr(type(self), k, None), cached_property)
+            }
+        )
+        clone._http = self._http.with_options(
+            timeout=timeout, max_retries=max_retries, default_headers=default_headers
+        )
+        clone._owns_http_client = False
+        return clone
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Query | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Call any OpenMeter endpoint with the same auth, retries and errors.
+
+        Returns the decoded JSON body (None for an empty body).
+
+        Args:
+            path: The path below the base URL, for example ``/api/v1/subjects``.
+            idempotent: Whether a POST may be repeated safely (GET/PUT/DELETE always may).
+        """
+        if not path.startswith("/"):
+            raise InvalidInputError(
+                f"path must start with '/', got {path!r}",
+                field="path",
+                hint="pass the path below the base URL, for example '/api/v1/meters'",
+            )
+        response = await self._http.request(
+            method,
+            path,
+            params=params,
+            json_body=json,
+            headers=headers,
+            timeout=timeout,
+            idempotent=idempotent,
+        )
+        return response.json() if response.content else None
+
+    async def request_model(
+        self,
+        model: type[ModelT],
+        method: str,
+        path: str,
+        *,
+        params: Query | None = None,
+        json: Any = None,
+    ) -> ModelT:
+        """Like `request`, parsing the body into a pydantic ``model``."""
+        response = await self._http.request(method, path, params=params, json_body=json)
+        return parse_model(model, response)
+
+    async def _customer_key(self, customer: CustomerRef) -> str:
+        """``customerIdOrKey`` for an id, a key or a principal."""
+        if isinstance(customer, str):
+            if not customer:
+                raise InvalidInputError(
+                    "customer must not be empty",
+                    field="customer",
+                    hint="pass an OpenMeter id, a customer key or a principal object",
+                )
+            return customer
+        if customer is None:
+            raise InvalidInputError(
+                "customer is required",
+                field="customer",
+                hint="pass an OpenMeter id, a customer key or a principal object",
+            )
+        return await self.identity.resolve_key(customer)
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless you passed your own ``http_client``)."""
+        if self._owns_http_client and not self._closed:
+            self._closed = True
+            await self._http.http_client.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

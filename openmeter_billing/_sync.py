@@ -1,0 +1,444 @@
+"""`SyncOpenMeterBilling`: the blocking facade for scripts, derived from the async client.
+
+One anyio blocking portal (an event loop in a background thread) lives as long as the facade.
+Each sync method is one line, ``create = sync_method(AsyncCustomers.create)``: a typed descriptor
+that runs the async method in the portal. No business logic exists twice, and mypy sees the same
+signatures without ``await``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import warnings
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from functools import cached_property
+from types import TracebackType
+from typing import Any, Concatenate, Generic, TypeVar, overload
+
+import httpx
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from typing_extensions import ParamSpec, Self
+
+from ._client import OpenMeterBilling
+from ._constants import DEFAULT_EVENT_SOURCE, DEFAULT_MAX_RETRIES
+from ._exceptions import ConfigurationError
+from ._http import Query
+from ._pagination import AsyncPage, AsyncPaginator
+from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .identity import CustomerIdStore, Identity
+from .resources import (
+    AsyncCustomers,
+    AsyncEntitlements,
+    AsyncEvents,
+    AsyncFeatures,
+    AsyncGrants,
+    AsyncMeters,
+    AsyncPortal,
+)
+
+__all__ = ["SyncOpenMeterBilling", "SyncPage"]
+
+A = TypeVar("A")
+T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+class _Runner:
+    """Runs coroutines in the facade's portal, with a clear error when misused."""
+
+    def __init__(self, portal: BlockingPortal) -> None:
+        self.portal = portal
+
+    def run(self, func: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return self.portal.call(func)
+        except RuntimeError as exc:
+            if "event loop thread" in str(exc):
+                raise ConfigurationError(
+                    "the sync client was called from its own event loop thread (for example from "
+                    "an async identity resolver); use the async OpenMeterBilling there"
+                ) from exc
+            raise
+
+
+class SyncResource(Generic[A]):
+    """Base of the sync resources: holds the async resource and the runner."""
+
+    def __init__(self, async_resource: A, runner: _Runner) -> None:
+        self._async = async_resource
+        self._runner = runner
+
+
+def _strip_self(func: Callable[..., Any]) -> inspect.Signature:
+    signature = inspect.signature(func)
+    params = list(signature.parameters.values())[1:]
+    return signature.replace(parameters=params)
+
+
+class sync_method(Generic[A, P, R]):
+    """Descriptor turning an async resource method into a blocking one with the same signature."""
+
+    def __init__(self, func: Callable[Concatenate[A, P], Awaitable[R]]) -> None:
+        self._func = func
+        self._signature = _strip_self(func)
+        self.__doc__ = func.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, obj: SyncResource[A], owner: type[Any]) -> Callable[P, R]: ...
+    def __get__(self, obj: SyncResource[A] | None, owner: type[Any]) -> Self | Callable[P, R]:
+        if obj is None:
+            return self
+        func, target, runner = self._func, obj._async, obj._runner
+
+        @functools.wraps(func)
+        def call(*args: P.args, **kwargs: P.kwargs) -> R:
+            return runner.run(functools.partial(func, target, *args, **kwargs))
+
+        call.__signature__ = self._signature  # type: ignore[attr-defined]
+        return call
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return self._signature
+
+
+class sync_pages(Generic[A, P, T]):
+    """Like `sync_method` for list methods: returns a `SyncPage` that iterates every item."""
+
+    def __init__(self, func: Callable[Concatenate[A, P], AsyncPaginator[T]]) -> None:
+        self._func = func
+        self._signature = _strip_self(func)
+        self.__doc__ = func.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Self: ...
+    @overload
+    def __get__(self, obj: SyncResource[A], owner: type[Any]) -> Callable[P, SyncPage[T]]: ...
+    def __get__(
+        self, obj: SyncResource[A] | None, owner: type[Any]
+    ) -> Self | Callable[P, SyncPage[T]]:
+        if obj is None:
+            return self
+        func, target, runner = self._func, obj._async, obj._runner
+
+        @functools.wraps(func)
+        def call(*args: P.args, **kwargs: P.kwargs) -> SyncPage[T]:
+            paginator = func(target, *args, **kwargs)
+            return SyncPage(runner.run(paginator.first_page), runner)
+
+        call.__signature__ = self._signature  # type: ignore[attr-defined]
+        return call
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return self._signature
+
+
+class SyncPage(Generic[T]):
+    """One page of results; iterating it walks every item of this and all following pages."""
+
+    def __init__(self, page: AsyncPage[T], runner: _Runner) -> None:
+        self._page = page
+        self._runner = runner
+
+    def __repr__(self) -> str:
+        return repr(self._page).replace("AsyncPage", "SyncPage")
+
+    @property
+    def items(self) -> list[T]:
+        """The items on this page."""
+        return self._page.items
+
+    @property
+    def page(self) -> int:
+        """This page's number (1-based)."""
+        return self._page.page
+
+    @property
+    def total_count(self) -> int:
+        """How many items exist across all pages."""
+        return self._page.total_count
+
+    def has_next_page(self) -> bool:
+        """Whether another page holds more items."""
+        return self._page.has_next_page()
+
+    def get_next_page(self) -> SyncPage[T]:
+        """Fetch the following page."""
+        return SyncPage(self._runner.run(self._page.get_next_page), self._runner)
+
+    def iter_pages(self) -> Iterator[SyncPage[T]]:
+        """This page and every following one."""
+        page: SyncPage[T] = self
+        while True:
+            yield page
+            if not page.has_next_page():
+                return
+            page = page.get_next_page()
+
+    def __iter__(self) -> Iterator[T]:
+        for page in self.iter_pages():
+            yield from page.items
+
+    def to_list(self) -> list[T]:
+        """Every item of every page."""
+        return list(self)
+
+
+class SyncCustomers(SyncResource[AsyncCustomers]):
+    """Blocking twin of `AsyncCustomers`."""
+
+    create = sync_method(AsyncCustomers.create)
+    get = sync_method(AsyncCustomers.get)
+    list = sync_pages(AsyncCustomers.list)
+    update = sync_method(AsyncCustomers.update)
+    delete = sync_method(AsyncCustomers.delete)
+    access = sync_method(AsyncCustomers.access)
+    upsert = sync_method(AsyncCustomers.upsert)
+    sync = sync_method(AsyncCustomers.sync)
+
+
+class SyncEvents(SyncResource[AsyncEvents]):
+    """Blocking twin of `AsyncEvents`."""
+
+    ingest = sync_method(AsyncEvents.ingest)
+    ingest_batch = sync_method(AsyncEvents.ingest_batch)
+    list = sync_method(AsyncEvents.list)
+
+
+class SyncGrants(SyncResource[AsyncGrants]):
+    """Blocking twin of `AsyncGrants`."""
+
+    list = sync_pages(AsyncGrants.list)
+    create = sync_method(AsyncGrants.create)
+    void = sync_method(AsyncGrants.void)
+
+
+class SyncEntitlements(SyncResource[AsyncEntitlements]):
+    """Blocking twin of `AsyncEntitlements`."""
+
+    value = sync_method(AsyncEntitlements.value)
+    has = sync_method(AsyncEntitlements.has)
+    access = sync_method(AsyncEntitlements.access)
+    list = sync_pages(AsyncEntitlements.list)
+    get = sync_method(AsyncEntitlements.get)
+    create = sync_method(AsyncEntitlements.create)
+    override = sync_method(AsyncEntitlements.override)
+    delete = sync_method(AsyncEntitlements.delete)
+    history = sync_method(AsyncEntitlements.history)
+    reset = sync_method(AsyncEntitlements.reset)
+
+    @cached_property
+    def grants(self) -> SyncGrants:
+        """Grants on metered entitlements."""
+        return SyncGrants(self._async.grants, self._runner)
+
+
+class SyncFeatures(SyncResource[AsyncFeatures]):
+    """Blocking twin of `AsyncFeatures`."""
+
+    create = sync_method(AsyncFeatures.create)
+    get = sync_method(AsyncFeatures.get)
+    list = sync_pages(AsyncFeatures.list)
+    delete = sync_method(AsyncFeatures.delete)
+
+
+class SyncMeters(SyncResource[AsyncMeters]):
+    """Blocking twin of `AsyncMeters`."""
+
+    create = sync_method(AsyncMeters.create)
+    get = sync_method(AsyncMeters.get)
+    list = sync_method(AsyncMeters.list)
+    update = sync_method(AsyncMeters.update)
+    delete = sync_method(AsyncMeters.delete)
+    query = sync_method(AsyncMeters.query)
+
+
+class SyncPortal(SyncResource[AsyncPortal]):
+    """Blocking twin of `AsyncPortal`."""
+
+    create_token = sync_method(AsyncPortal.create_token)
+    list_tokens = sync_method(AsyncPortal.list_tokens)
+    invalidate = sync_method(AsyncPortal.invalidate)
+
+
+class SyncOpenMeterBilling:
+    """The blocking client for scripts, migrations and backfills.
+
+    Takes the same arguments as `OpenMeterBilling`; use it as a context manager or call `close`.
+    It may be used from a thread that runs an event loop (a notebook), but it blocks that loop
+    while a call runs. Do not share one adapter instance between it and an async client.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | httpx.URL | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        identity: Identity | None = None,
+        customer_id_store: CustomerIdStore | None = None,
+        event_source: str = DEFAULT_EVENT_SOURCE,
+        catalog: Any = None,
+        providers: Sequence[Any] = (),
+        ledger: Any = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        self._stack = ExitStack()
+        portal = self._stack.enter_context(start_blocking_portal())
+        self._runner = _Runner(portal)
+        self._owns_portal = True
+        factory = functools.partial(
+            OpenMeterBilling,
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=default_headers,
+            http_client=http_client,
+            transport=transport,
+            identity=identity,
+            customer_id_store=customer_id_store,
+            event_source=event_source,
+            catalog=catalog,
+            providers=providers,
+            ledger=ledger,
+            allow_insecure_http=allow_insecure_http,
+        )
+        try:
+            # Built inside the portal so loop-bound objects belong to the portal's loop.
+            self._async: OpenMeterBilling = portal.call(_build, factory)
+        except BaseException:
+            self._stack.close()
+            raise
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return repr(self._async).replace("OpenMeterBilling", "SyncOpenMeterBilling", 1)
+
+    @property
+    def async_client(self) -> OpenMeterBilling:
+        """The async client this facade drives (bound to the facade's own event loop)."""
+        return self._async
+
+    @property
+    def base_url(self) -> httpx.URL:
+        """The OpenMeter endpoint this client talks to."""
+        return self._async.base_url
+
+    @cached_property
+    def customers(self) -> SyncCustomers:
+        """Customers: create, get, list, update, delete, access, upsert, sync."""
+        return SyncCustomers(self._async.customers, self._runner)
+
+    @cached_property
+    def events(self) -> SyncEvents:
+        """Usage events: ingest, ingest_batch, list."""
+        return SyncEvents(self._async.events, self._runner)
+
+    @cached_property
+    def entitlements(self) -> SyncEntitlements:
+        """Entitlements and ``entitlements.grants``."""
+        return SyncEntitlements(self._async.entitlements, self._runner)
+
+    @cached_property
+    def features(self) -> SyncFeatures:
+        """Features: create, get, list, delete."""
+        return SyncFeatures(self._async.features, self._runner)
+
+    @cached_property
+    def meters(self) -> SyncMeters:
+        """Meters: create, get, list, update, delete, query."""
+        return SyncMeters(self._async.meters, self._runner)
+
+    @cached_property
+    def portal(self) -> SyncPortal:
+        """Consumer portal tokens."""
+        return SyncPortal(self._async.portal, self._runner)
+
+    def with_options(
+        self,
+        *,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> SyncOpenMeterBilling:
+        """A copy with per-call overrides sharing this facade's loop and connection pool."""
+        clone = object.__new__(SyncOpenMeterBilling)
+        clone._stack = ExitStack()
+        clone._runner = self._runner
+        clone._owns_portal = False
+        clone._closed = False
+        clone._async = self._async.with_options(
+            timeout=timeout, max_retries=max_retries, default_headers=default_headers
+        )
+        return clone
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Query | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Blocking twin of `OpenMeterBilling.request`."""
+        return self._runner.run(
+            functools.partial(
+                self._async.request,
+                method,
+                path,
+                params=params,
+                json=json,
+                headers=headers,
+                timeout=timeout,
+                idempotent=idempotent,
+            )
+        )
+
+    def close(self) -> None:
+        """Close the connection pool and stop the background event loop."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_portal:
+            try:
+                self._runner.run(self._async.aclose)
+            finally:
+                self._stack.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_owns_portal", False) and not getattr(self, "_closed", True):
+            warnings.warn(
+                "SyncOpenMeterBilling was not closed; use `with SyncOpenMeterBilling(...)` or "
+                "call close()",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+
+async def _build(factory: Callable[[], OpenMeterBilling]) -> OpenMeterBilling:
+    return factory()

@@ -1,0 +1,263 @@
+"""``client.customers``: create, read, update, delete, list, upsert and sync customers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from .._exceptions import ConflictError, NotFoundError
+from .._http import encode_path
+from .._pagination import AsyncPage, AsyncPaginator
+from ..identity import CustomerRef, store_get, store_set
+from ..types.customers import (
+    AddressInput,
+    Customer,
+    CustomerAccess,
+    CustomerCreate,
+    CustomerReplaceUpdate,
+    CustomerUsageAttributionInput,
+)
+from ._base import AsyncResource, build_input, parse_model, parse_page
+
+__all__ = ["AsyncCustomers"]
+
+CUSTOMERS = "/api/v1/customers"
+CUSTOMER = "/api/v1/customers/{}"
+
+
+class AsyncCustomers(AsyncResource):
+    """OpenMeter customers (``/api/v1/customers``)."""
+
+    async def create(
+        self,
+        *,
+        name: str,
+        key: str | None = None,
+        description: str | None = None,
+        primary_email: str | None = None,
+        currency: str | None = None,
+        billing_address: AddressInput | Mapping[str, str] | None = None,
+        subject_keys: Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        """Create a customer; 409 (`ConflictError`) if the key or a subject is taken.
+
+        Args:
+            name: Display name.
+            key: Your stable identifier for the customer (for example ``org:42``).
+            subject_keys: Event subjects whose usage belongs to this customer.
+        """
+        body = _customer_body(
+            CustomerCreate,
+            name,
+            key,
+            description,
+            primary_email,
+            currency,
+            billing_address,
+            subject_keys,
+            metadata,
+        )
+        return await self._create(body)
+
+    async def _create(self, body: CustomerCreate) -> Customer:
+        response = await self._http.request("POST", CUSTOMERS, json_body=body.to_body())
+        return parse_model(Customer, response)
+
+    async def get(self, customer: CustomerRef) -> Customer:
+        """Fetch a customer by OpenMeter id, key or principal. A deleted customer is 404 by key."""
+        path = encode_path(CUSTOMER, await self._customer_path_key(customer))
+        return parse_model(Customer, await self._http.request("GET", path))
+
+    def list(
+        self,
+        *,
+        page_size: int = 100,
+        key: str | None = None,
+        name: str | None = None,
+        primary_email: str | None = None,
+        subject: str | None = None,
+        include_deleted: bool | None = None,
+        order: Literal["ASC", "DESC"] | None = None,
+        order_by: Literal["id", "name", "createdAt"] | None = None,
+    ) -> AsyncPaginator[Customer]:
+        """List customers. ``await`` it for the first page, or ``async for`` over all of them.
+
+        ``key``, ``name``, ``primary_email`` and ``subject`` are case-insensitive partial matches.
+        """
+        params = {
+            "pageSize": page_size,
+            "key": key,
+            "name": name,
+            "primaryEmail": primary_email,
+            "subject": subject,
+            "includeDeleted": include_deleted,
+            "order": order,
+            "orderBy": order_by,
+        }
+
+        async def fetch(page: int) -> AsyncPage[Customer]:
+            response = await self._http.request("GET", CUSTOMERS, params={**params, "page": page})
+            return parse_page(response, fetch, Customer.model_validate)
+
+        return AsyncPaginator(fetch)
+
+    async def update(
+        self,
+        customer: CustomerRef,
+        *,
+        name: str,
+        key: str | None = None,
+        description: str | None = None,
+        primary_email: str | None = None,
+        currency: str | None = None,
+        billing_address: AddressInput | Mapping[str, str] | None = None,
+        subject_keys: Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        """Replace a customer (HTTP PUT): fields you leave out are cleared on the server."""
+        body = _customer_body(
+            CustomerReplaceUpdate,
+            name,
+            key,
+            description,
+            primary_email,
+            currency,
+            billing_address,
+            subject_keys,
+            metadata,
+        )
+        return await self._replace(await self._customer_path_key(customer), body)
+
+    async def _replace(self, id_or_key: str, body: CustomerCreate) -> Customer:
+        path = encode_path(CUSTOMER, id_or_key)
+        response = await self._http.request("PUT", path, json_body=body.to_body())
+        return parse_model(Customer, response)
+
+    async def delete(self, customer: CustomerRef) -> None:
+        """Soft-delete a customer. Later operations on it answer 412 (`PreconditionFailedError`)."""
+        path = encode_path(CUSTOMER, await self._customer_path_key(customer))
+        await self._http.request("DELETE", path)
+
+    async def access(self, customer: CustomerRef) -> CustomerAccess:
+        """Every feature the customer can use right now, with its value."""
+        path = encode_path(CUSTOMER + "/access", await self._customer_path_key(customer))
+        return parse_model(CustomerAccess, await self._http.request("GET", path))
+
+    async def upsert(
+        self,
+        *,
+        key: str,
+        name: str,
+        description: str | None = None,
+        primary_email: str | None = None,
+        currency: str | None = None,
+        billing_address: AddressInput | Mapping[str, str] | None = None,
+        subject_keys: Sequence[str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Customer:
+        """Create the customer with ``key``, or bring the existing one up to date.
+
+        Fields you leave out keep their current values; ``metadata`` merges key by key and
+        ``subject_keys`` are added to the existing ones. Safe to repeat.
+        """
+        body = _customer_body(
+            CustomerCreate,
+            name,
+            key,
+            description,
+            primary_email,
+            currency,
+            billing_address,
+            subject_keys,
+            metadata,
+        )
+        return await self._upsert(body)
+
+    async def _upsert(self, body: CustomerCreate) -> Customer:
+        assert body.key is not None
+        try:
+            existing = await self.get(body.key)
+        except NotFoundError:
+            try:
+                return await self._create(body)
+            except ConflictError:
+                # Someone created it between our read and our write: update that one instead.
+                existing = await self.get(body.key)
+        merged = _merge_into(existing, body)
+        if merged is None:
+            return existing
+        return await self._replace(existing.id, merged)
+
+    async def sync(self, principal: CustomerRef) -> Customer:
+        """Create or update the customer a principal (user, organization, team) maps to.
+
+        The identity resolvers give the key, subject and profile; the customer is upserted by key,
+        and the `CustomerIdStore` (if configured) records OpenMeter's id. Safe to replay, for
+        example after a lost response.
+        """
+        resolved = await self._client.identity.resolve(principal)
+        customer = await self._upsert(resolved.to_create())
+        store = self._client.customer_id_store
+        if store is not None and await store_get(store, resolved.key) != customer.id:
+            await store_set(store, resolved.key, customer.id, principal)
+        return customer
+
+
+def _customer_body(
+    model: type[CustomerCreate],
+    name: str,
+    key: str | None,
+    description: str | None,
+    primary_email: str | None,
+    currency: str | None,
+    billing_address: AddressInput | Mapping[str, str] | None,
+    subject_keys: Sequence[str] | None,
+    metadata: Mapping[str, str] | None,
+) -> CustomerCreate:
+    attribution = None if subject_keys is None else {"subject_keys": list(subject_keys)}
+    return build_input(
+        model,
+        name=name,
+        key=key,
+        description=description,
+        primary_email=primary_email,
+        currency=currency,
+        billing_address=billing_address,
+        usage_attribution=attribution,
+        metadata=dict(metadata) if metadata is not None else None,
+    )
+
+
+def _merge_into(existing: Customer, wanted: CustomerCreate) -> CustomerReplaceUpdate | None:
+    """The full-replace body that applies ``wanted`` over ``existing``; None if nothing changes.
+
+    PUT clears omitted fields, so everything the caller did not set is carried over.
+    """
+    current = CustomerReplaceUpdate(
+        name=existing.name,
+        key=existing.key,
+        description=existing.description,
+        primary_email=existing.primary_email,
+        currency=existing.currency,
+        billing_address=(
+            AddressInput.model_validate(existing.billing_address.to_dict())
+            if existing.billing_address
+            else None
+        ),
+        usage_attribution=CustomerUsageAttributionInput(subject_keys=existing.subject_keys),
+        metadata=dict(existing.metadata) if existing.metadata else None,
+    )
+    changes: dict[str, Any] = {
+        name: getattr(wanted, name)
+        for name in wanted.model_fields_set
+        if getattr(wanted, name) is not None
+    }
+    if wanted.metadata:
+        changes["metadata"] = {**(current.metadata or {}), **wanted.metadata}
+    if wanted.usage_attribution is not None:
+        keys = list(existing.subject_keys)
+        keys += [k for k in wanted.usage_attribution.subject_keys if k not in keys]
+        changes["usage_attribution"] = CustomerUsageAttributionInput(subject_keys=keys)
+    merged = current.model_copy(update=changes)
+    return None if merged.to_body() == current.to_body() else merged
