@@ -366,8 +366,9 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
     try:
         seconds = float(raw)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if raw.strip() else None
-        if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
             return None
         seconds = parsed.timestamp() - time.time()
     return seconds if 0 <= seconds <= MAX_RETRY_AFTER else None

@@ -1,1 +1,53 @@
-"""Shared test configuration. Area-specific fixtures live in each folder's conftest.py."""
+"""Shared fixtures: a respx-mocked OpenMeter whose every request is checked against the spec."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+import respx
+
+import _spec
+from openmeter_billing import OpenMeterBilling
+from openmeter_billing._http import HTTPCore
+
+BASE_URL = "https://openmeter.test"
+API_KEY = "om_test_secret_key_1234567890"
+
+
+def _contract_check(router: respx.MockRouter) -> None:
+    """Validate every request the test sent; skip quietly only outside CI without the spec."""
+    if not _spec.spec_path().is_file():
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"OpenMeter spec missing at {_spec.spec_path()} under CI")
+        return
+    for call in router.calls:
+        _spec.validate_request(call.request)
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """A respx router for OpenMeter at BASE_URL. Requests that reach it must match the spec."""
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        yield router
+    _contract_check(router)
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record retry delays instead of sleeping."""
+    recorded: list[float] = []
+
+    async def fake_sleep(delay: float) -> None:
+        recorded.append(delay)
+
+    monkeypatch.setattr(HTTPCore, "_sleep", staticmethod(fake_sleep))
+    return recorded
+
+
+@pytest.fixture
+async def client(sleeps: list[float]) -> OpenMeterBilling:
+    """An async client pointed at the respx router (retries do not sleep)."""
+    async with OpenMeterBilling(api_key=API_KEY, base_url=BASE_URL) as c:
+        yield c  # type: ignore[misc]
