@@ -52,7 +52,7 @@ def _load(path: str) -> Any:
 
     with open(path, "rb") as handle:
         spec_dict = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    deserializers = {media: _json_loads for media in JSON_MEDIA_TYPES}
+    deserializers = dict.fromkeys(JSON_MEDIA_TYPES, _json_loads)
     return OpenAPI.from_dict(
         spec_dict,
         config=Config(extra_media_type_deserializers=deserializers, spec_validator_cls=None),

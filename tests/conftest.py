@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import _spec
 import pytest
 import respx
 
-import _spec
 from openmeter_billing import OpenMeterBilling
 from openmeter_billing._http import HTTPCore
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import _spec
 import httpx
 import pytest
 from openapi_core.validation.request.exceptions import RequestValidationError
-
-import _spec
 
 
 def test_spec_is_found() -> None:
@@ -27,16 +26,27 @@ def test_a_valid_request_passes() -> None:
         httpx.Request("POST", "https://x/api/v1/customers", json={"key": 1}),
         httpx.Request("GET", "https://x/api/v1/customers", params={"pageSize": "5000"}),
         httpx.Request(
-            "POST", "https://x/api/v2/customers/c/entitlements/f/grants",
-            json={"amount": 1, "effectiveAt": "2025-01-01T00:00:00Z", "expiration": {"duration": "FORTNIGHT", "count": 1}},
+            "POST",
+            "https://x/api/v2/customers/c/entitlements/f/grants",
+            json={
+                "amount": 1,
+                "effectiveAt": "2025-01-01T00:00:00Z",
+                "expiration": {"duration": "FORTNIGHT", "count": 1},
+            },
         ),
         httpx.Request(
-            "POST", "https://x/api/v1/events",
+            "POST",
+            "https://x/api/v1/events",
             content=b'[{"id":"1","source":"s","specversion":"1.0","type":"t"}]',
             headers={"content-type": "application/cloudevents-batch+json"},
         ),
     ],
-    ids=["customer-key-not-string", "page-size-too-big", "bad-expiration-enum", "event-without-subject"],
+    ids=[
+        "customer-key-not-string",
+        "page-size-too-big",
+        "bad-expiration-enum",
+        "event-without-subject",
+    ],
 )
 def test_an_invalid_request_is_caught(request_: httpx.Request) -> None:
     _spec.require_spec_file()

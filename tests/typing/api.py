@@ -44,7 +44,9 @@ async def async_usage() -> None:
         async for customer in client.customers.list():
             assert_type(customer, Customer)
         assert_type(await client.events.ingest(type="t", customer=user, data={"n": 1}), CloudEvent)
-        assert_type(await client.events.ingest_batch([{"type": "t"}], customer=org), list[CloudEvent])
+        assert_type(
+            await client.events.ingest_batch([{"type": "t"}], customer=org), list[CloudEvent]
+        )
         assert_type(await client.entitlements.value(org, "ai_tokens"), EntitlementValue)
         assert_type(await client.entitlements.has(org, "ai_tokens"), bool)
         body = EntitlementMeteredCreateInputs(

@@ -8,6 +8,7 @@ import openmeter_billing.types
 
 def test_all_is_sorted_and_complete() -> None:
     names = openmeter_billing.__all__
+
     # isort style: CONSTANTS, then Classes, then functions and dunders, each alphabetical
     def kind(name: str) -> tuple[int, str]:
         rank = 0 if name.isupper() else 1 if name[0].isupper() else 2

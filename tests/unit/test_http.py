@@ -7,8 +7,8 @@ import logging
 import httpx
 import pytest
 import respx
-
 from conftest import API_KEY, BASE_URL
+
 from openmeter_billing import (
     APIConnectionError,
     APIStatusError,
@@ -40,7 +40,9 @@ def problem(status: int, title: str, detail: str | None = None, **extra: object)
     return httpx.Response(status, json=body, headers={"content-type": PROBLEM})
 
 
-async def test_sends_bearer_token_user_agent_and_accept(api: respx.MockRouter, client: OpenMeterBilling) -> None:
+async def test_sends_bearer_token_user_agent_and_accept(
+    api: respx.MockRouter, client: OpenMeterBilling
+) -> None:
     route = api.get(VALUE_PATH).respond(200, json={"hasAccess": True})
     await client.entitlements.value("acme", "ai_tokens")
     request = route.calls.last.request
@@ -85,7 +87,9 @@ async def test_status_maps_to_error_class(
     assert "it broke" in str(caught.value)
 
 
-async def test_problem_with_all_fields_is_parsed(api: respx.MockRouter, client: OpenMeterBilling) -> None:
+async def test_problem_with_all_fields_is_parsed(
+    api: respx.MockRouter, client: OpenMeterBilling
+) -> None:
     api.post("/api/v2/customers/acme/entitlements").mock(
         return_value=problem(
             409,
@@ -104,7 +108,9 @@ async def test_problem_with_all_fields_is_parsed(api: respx.MockRouter, client: 
     assert error.problem.type == "about:blank"
 
 
-async def test_problem_with_validation_errors_lists_them(api: respx.MockRouter, client: OpenMeterBilling) -> None:
+async def test_problem_with_validation_errors_lists_them(
+    api: respx.MockRouter, client: OpenMeterBilling
+) -> None:
     api.post("/api/v1/customers").mock(
         return_value=problem(
             400,
@@ -128,7 +134,9 @@ async def test_problem_with_validation_errors_lists_them(api: respx.MockRouter, 
     assert "currency: invalid currency" in str(caught.value)
 
 
-async def test_problem_without_optional_fields_or_body(api: respx.MockRouter, client: OpenMeterBilling) -> None:
+async def test_problem_without_optional_fields_or_body(
+    api: respx.MockRouter, client: OpenMeterBilling
+) -> None:
     api.get(VALUE_PATH).mock(return_value=httpx.Response(500))
     with pytest.raises(InternalServerError) as caught:
         await client.with_options(max_retries=0).entitlements.value("acme", "ai_tokens")
@@ -137,7 +145,9 @@ async def test_problem_without_optional_fields_or_body(api: respx.MockRouter, cl
     assert str(caught.value).startswith("500 Internal Server Error")
 
 
-async def test_non_json_error_body_becomes_detail(api: respx.MockRouter, client: OpenMeterBilling) -> None:
+async def test_non_json_error_body_becomes_detail(
+    api: respx.MockRouter, client: OpenMeterBilling
+) -> None:
     api.get(VALUE_PATH).mock(return_value=httpx.Response(502, text="upstream gone"))
     with pytest.raises(InternalServerError) as caught:
         await client.with_options(max_retries=0).entitlements.value("acme", "ai_tokens")
@@ -148,7 +158,11 @@ async def test_get_retries_5xx_with_exponential_backoff(
     api: respx.MockRouter, client: OpenMeterBilling, sleeps: list[float]
 ) -> None:
     route = api.get(VALUE_PATH).mock(
-        side_effect=[httpx.Response(503), httpx.Response(502), httpx.Response(200, json={"hasAccess": True})]
+        side_effect=[
+            httpx.Response(503),
+            httpx.Response(502),
+            httpx.Response(200, json={"hasAccess": True}),
+        ]
     )
     value = await client.entitlements.value("acme", "ai_tokens")
     assert value.has_access is True
@@ -204,7 +218,9 @@ async def test_post_is_not_retried_on_5xx(
 async def test_conflict_is_never_retried(
     api: respx.MockRouter, client: OpenMeterBilling, sleeps: list[float]
 ) -> None:
-    route = api.put("/api/v1/customers/acme").mock(return_value=problem(409, "Conflict", "key taken"))
+    route = api.put("/api/v1/customers/acme").mock(
+        return_value=problem(409, "Conflict", "key taken")
+    )
     with pytest.raises(ConflictError):
         await client.customers.update("acme", name="Acme")
     assert route.call_count == 1
@@ -259,7 +275,9 @@ async def test_connect_error_on_post_is_retried_because_nothing_was_sent(
     assert route.call_count == 2
 
 
-async def test_per_call_timeout_reaches_httpx(api: respx.MockRouter, client: OpenMeterBilling) -> None:
+async def test_per_call_timeout_reaches_httpx(
+    api: respx.MockRouter, client: OpenMeterBilling
+) -> None:
     route = api.get(VALUE_PATH).respond(200, json={})
     await client.with_options(timeout=1.5).entitlements.value("acme", "ai_tokens")
     timeout = route.calls.last.request.extensions["timeout"]
@@ -268,7 +286,9 @@ async def test_per_call_timeout_reaches_httpx(api: respx.MockRouter, client: Ope
     assert route.calls.last.request.extensions["timeout"]["connect"] == 5.0
 
 
-async def test_path_parameters_are_percent_encoded(api: respx.MockRouter, client: OpenMeterBilling) -> None:
+async def test_path_parameters_are_percent_encoded(
+    api: respx.MockRouter, client: OpenMeterBilling
+) -> None:
     route = api.get(url__regex=r".*/api/v1/customers/.*").respond(200, json=_customer_json())
     await client.customers.get("team/a b?c")
     assert route.calls.last.request.url.raw_path == b"/api/v1/customers/team%2Fa%20b%3Fc"
@@ -302,7 +322,11 @@ def test_environment_fallbacks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_contradictory_arguments_fail_fast() -> None:
     with pytest.raises(ConfigurationError, match="not both"):
-        OpenMeterBilling(base_url=BASE_URL, http_client=httpx.AsyncClient(), transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+        OpenMeterBilling(
+            base_url=BASE_URL,
+            http_client=httpx.AsyncClient(),
+            transport=httpx.MockTransport(lambda r: httpx.Response(200)),
+        )
     with pytest.raises(ConfigurationError, match="max_retries"):
         OpenMeterBilling(base_url=BASE_URL, max_retries=-1)
     with pytest.raises(ConfigurationError, match="Authorization"):
@@ -312,20 +336,31 @@ def test_contradictory_arguments_fail_fast() -> None:
 async def test_secret_absent_from_repr_logs_and_errors(
     api: respx.MockRouter, caplog: pytest.LogCaptureFixture, sleeps: list[float]
 ) -> None:
-    api.get(VALUE_PATH).mock(side_effect=[httpx.Response(503), problem(401, "Unauthorized", "bad token")])
+    api.get(VALUE_PATH).mock(
+        side_effect=[httpx.Response(503), problem(401, "Unauthorized", "bad token")]
+    )
     caplog.set_level(logging.DEBUG, logger="openmeter_billing")
     client = OpenMeterBilling(api_key=API_KEY, base_url=BASE_URL)
     with pytest.raises(AuthenticationError) as caught:
         await client.entitlements.value("acme", "ai_tokens")
     await client.aclose()
-    texts = [repr(client), repr(client._http), repr(client._http.options), str(caught.value),
-             repr(caught.value), caplog.text, repr(caught.value.request)]
+    texts = [
+        repr(client),
+        repr(client._http),
+        repr(client._http.options),
+        str(caught.value),
+        repr(caught.value),
+        caplog.text,
+        repr(caught.value.request),
+    ]
     assert caplog.text  # something was logged, and it is clean
     for text in texts:
         assert API_KEY not in text
 
 
-async def test_default_headers_and_with_options_share_the_pool(api: respx.MockRouter, client: OpenMeterBilling) -> None:
+async def test_default_headers_and_with_options_share_the_pool(
+    api: respx.MockRouter, client: OpenMeterBilling
+) -> None:
     route = api.get(VALUE_PATH).respond(200, json={})
     tuned = client.with_options(default_headers={"X-Trace": "abc"}, max_retries=0)
     await tuned.entitlements.value("acme", "ai_tokens")
@@ -340,7 +375,9 @@ async def test_escape_hatch_request_uses_same_errors_and_parses_json(
 ) -> None:
     api.get("/api/v1/subjects").respond(200, json=[{"key": "s"}])
     assert await client.request("GET", "/api/v1/subjects") == [{"key": "s"}]
-    api.delete("/api/v1/meters/nope").mock(return_value=problem(404, "Not Found", "meter not found"))
+    api.delete("/api/v1/meters/nope").mock(
+        return_value=problem(404, "Not Found", "meter not found")
+    )
     with pytest.raises(NotFoundError):
         await client.request("DELETE", "/api/v1/meters/nope")
 

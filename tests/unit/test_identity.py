@@ -52,19 +52,24 @@ async def test_name_falls_back_to_email_then_id() -> None:
 
 
 async def test_namespaced_keys_are_one_line() -> None:
-    identity = Identity(user=UserResolver(key="user:{id}"), organization=OrganizationResolver(key="org:{id}"))
+    identity = Identity(
+        user=UserResolver(key="user:{id}"), organization=OrganizationResolver(key="org:{id}")
+    )
     assert (await identity.resolve(User(id="42"))).key == "user:42"
     resolved = await identity.resolve(Organization(id="7"))
     assert (resolved.key, resolved.subject) == ("org:7", "org:7")
 
 
 async def test_customer_create_body_carries_identity() -> None:
-    resolved = await Identity(user=UserResolver(key="user:{id}", subject="sub-{id}", currency="EUR")).resolve(
-        User(id="9", email="x@y.z")
-    )
+    resolved = await Identity(
+        user=UserResolver(key="user:{id}", subject="sub-{id}", currency="EUR")
+    ).resolve(User(id="9", email="x@y.z"))
     body = resolved.to_create().to_body()
     assert body == {
-        "key": "user:9", "name": "x@y.z", "primaryEmail": "x@y.z", "currency": "EUR",
+        "key": "user:9",
+        "name": "x@y.z",
+        "primaryEmail": "x@y.z",
+        "currency": "EUR",
         "usageAttribution": {"subjectKeys": ["sub-9"]},
         "metadata": {"user_id": "9", "email": "x@y.z"},
     }
@@ -103,7 +108,10 @@ async def test_predicate_accepts_and_extra_resolvers() -> None:
 
 
 async def test_unknown_principal_names_the_missing_resolver() -> None:
-    with pytest.raises(IdentityResolutionError, match=r"no identity resolver accepts a AppUser.*UserResolver\(accepts=AppUser"):
+    with pytest.raises(
+        IdentityResolutionError,
+        match=r"no identity resolver accepts a AppUser.*UserResolver\(accepts=AppUser",
+    ):
         await Identity().resolve(AppUser(pk=1, email="", display=""))
 
 

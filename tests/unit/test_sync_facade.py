@@ -9,6 +9,7 @@ import anyio
 import httpx
 import pytest
 import respx
+from conftest import API_KEY, BASE_URL
 
 from openmeter_billing import (
     ConfigurationError,
@@ -19,8 +20,8 @@ from openmeter_billing import (
     SyncOpenMeterBilling,
     User,
     UserResolver,
+    _sync,
 )
-from openmeter_billing import _sync
 from openmeter_billing.resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -30,8 +31,6 @@ from openmeter_billing.resources import (
     AsyncMeters,
     AsyncPortal,
 )
-
-from conftest import API_KEY, BASE_URL
 
 PAIRS = [
     (AsyncCustomers, _sync.SyncCustomers),
@@ -54,7 +53,9 @@ def public_methods(cls: type) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("async_cls", "sync_cls"), PAIRS, ids=[p[0].__name__ for p in PAIRS])
-def test_every_async_method_has_a_sync_twin_with_the_same_signature(async_cls: type, sync_cls: type) -> None:
+def test_every_async_method_has_a_sync_twin_with_the_same_signature(
+    async_cls: type, sync_cls: type
+) -> None:
     async_methods = public_methods(async_cls)
     sync_methods = public_methods(sync_cls)
     assert set(async_methods) == set(sync_methods)
@@ -67,9 +68,10 @@ def test_every_async_method_has_a_sync_twin_with_the_same_signature(async_cls: t
 
 def test_client_level_api_matches() -> None:
     for name in ("with_options", "request"):
-        assert inspect.signature(getattr(OpenMeterBilling, name)).parameters.keys() == inspect.signature(
-            getattr(SyncOpenMeterBilling, name)
-        ).parameters.keys()
+        assert (
+            inspect.signature(getattr(OpenMeterBilling, name)).parameters.keys()
+            == inspect.signature(getattr(SyncOpenMeterBilling, name)).parameters.keys()
+        )
     async_params = list(inspect.signature(OpenMeterBilling.__init__).parameters)
     sync_params = list(inspect.signature(SyncOpenMeterBilling.__init__).parameters)
     assert async_params == sync_params
@@ -84,28 +86,45 @@ def sync_client(api: respx.MockRouter) -> Iterator[SyncOpenMeterBilling]:
 
 
 def customer(key: str) -> dict[str, object]:
-    return {"id": "01JAAAAAAAAAAAAAAAAAAAAAAA", "name": key, "key": key,
-            "createdAt": "2025-01-01T00:00:00Z", "updatedAt": "2025-01-01T00:00:00Z"}
+    return {
+        "id": "01JAAAAAAAAAAAAAAAAAAAAAAA",
+        "name": key,
+        "key": key,
+        "createdAt": "2025-01-01T00:00:00Z",
+        "updatedAt": "2025-01-01T00:00:00Z",
+    }
 
 
-def test_sync_calls_return_the_same_models(api: respx.MockRouter, sync_client: SyncOpenMeterBilling) -> None:
-    api.get("/api/v2/customers/u1/entitlements/ai_tokens/value").respond(200, json={"hasAccess": True, "balance": 3})
+def test_sync_calls_return_the_same_models(
+    api: respx.MockRouter, sync_client: SyncOpenMeterBilling
+) -> None:
+    api.get("/api/v2/customers/u1/entitlements/ai_tokens/value").respond(
+        200, json={"hasAccess": True, "balance": 3}
+    )
     value = sync_client.entitlements.value(User(id="u1"), "ai_tokens")
     assert value.has_access and value.balance == 3
     assert sync_client.entitlements.has("u1", "ai_tokens") is True
 
 
-def test_sync_errors_keep_their_type(api: respx.MockRouter, sync_client: SyncOpenMeterBilling) -> None:
+def test_sync_errors_keep_their_type(
+    api: respx.MockRouter, sync_client: SyncOpenMeterBilling
+) -> None:
     api.get("/api/v1/customers/nope").respond(404, json={"title": "Not Found", "status": 404})
     with pytest.raises(NotFoundError):
         sync_client.customers.get("nope")
 
 
-def test_sync_list_iterates_every_page(api: respx.MockRouter, sync_client: SyncOpenMeterBilling) -> None:
+def test_sync_list_iterates_every_page(
+    api: respx.MockRouter, sync_client: SyncOpenMeterBilling
+) -> None:
     api.get("/api/v1/customers").mock(
         side_effect=[
-            httpx.Response(200, json={"items": [customer("a")], "page": 1, "pageSize": 1, "totalCount": 2}),
-            httpx.Response(200, json={"items": [customer("b")], "page": 2, "pageSize": 1, "totalCount": 2}),
+            httpx.Response(
+                200, json={"items": [customer("a")], "page": 1, "pageSize": 1, "totalCount": 2}
+            ),
+            httpx.Response(
+                200, json={"items": [customer("b")], "page": 2, "pageSize": 1, "totalCount": 2}
+            ),
         ]
     )
     first = sync_client.customers.list(page_size=1)
@@ -113,7 +132,9 @@ def test_sync_list_iterates_every_page(api: respx.MockRouter, sync_client: SyncO
     assert [c.key for c in first] == ["a", "b"]
 
 
-def test_nested_grants_resource_and_request_escape_hatch(api: respx.MockRouter, sync_client: SyncOpenMeterBilling) -> None:
+def test_nested_grants_resource_and_request_escape_hatch(
+    api: respx.MockRouter, sync_client: SyncOpenMeterBilling
+) -> None:
     route = api.delete("/api/v1/grants/01JDDDDDDDDDDDDDDDDDDDDDDD").respond(204)
     sync_client.entitlements.grants.void("01JDDDDDDDDDDDDDDDDDDDDDDD")
     assert route.call_count == 1
