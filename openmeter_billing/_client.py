@@ -24,6 +24,7 @@ from ._constants import (
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .billing.usage import AsyncUsage
 from .identity import CustomerIdStore, CustomerRef, Identity
 from .resources import (
     AsyncCustomers,
@@ -173,6 +174,11 @@ class OpenMeterBilling:
     def portal(self) -> AsyncPortal:
         """Consumer portal tokens."""
         return AsyncPortal(self)
+
+    @cached_property
+    def usage(self) -> AsyncUsage:
+        """Usage helpers: has, balance, consume, refund."""
+        return AsyncUsage(self)
 
     def with_options(
         self,

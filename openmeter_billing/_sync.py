@@ -27,6 +27,7 @@ from ._exceptions import ConfigurationError
 from ._http import Query
 from ._pagination import AsyncPage, AsyncPaginator
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .billing.usage import AsyncUsage
 from .identity import CustomerIdStore, Identity
 from .resources import (
     AsyncCustomers,
@@ -267,6 +268,15 @@ class SyncPortal(SyncResource[AsyncPortal]):
     invalidate = sync_method(AsyncPortal.invalidate)
 
 
+class SyncUsage(SyncResource[AsyncUsage]):
+    """Blocking twin of `AsyncUsage`."""
+
+    has = sync_method(AsyncUsage.has)
+    balance = sync_method(AsyncUsage.balance)
+    consume = sync_method(AsyncUsage.consume)
+    refund = sync_method(AsyncUsage.refund)
+
+
 class SyncOpenMeterBilling:
     """The blocking client for scripts, migrations and backfills.
 
@@ -364,6 +374,11 @@ class SyncOpenMeterBilling:
     def portal(self) -> SyncPortal:
         """Consumer portal tokens."""
         return SyncPortal(self._async.portal, self._runner)
+
+    @cached_property
+    def usage(self) -> SyncUsage:
+        """Usage helpers: has, balance, consume, refund."""
+        return SyncUsage(self._async.usage, self._runner)
 
     def with_options(
         self,

@@ -22,6 +22,7 @@ from openmeter_billing import (
     UserResolver,
     _sync,
 )
+from openmeter_billing.billing.usage import AsyncUsage
 from openmeter_billing.resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -40,6 +41,7 @@ PAIRS = [
     (AsyncFeatures, _sync.SyncFeatures),
     (AsyncMeters, _sync.SyncMeters),
     (AsyncPortal, _sync.SyncPortal),
+    (AsyncUsage, _sync.SyncUsage),
 ]
 
 
@@ -75,7 +77,7 @@ def test_client_level_api_matches() -> None:
     async_params = list(inspect.signature(OpenMeterBilling.__init__).parameters)
     sync_params = list(inspect.signature(SyncOpenMeterBilling.__init__).parameters)
     assert async_params == sync_params
-    for name in ("customers", "events", "entitlements", "features", "meters", "portal"):
+    for name in ("customers", "events", "entitlements", "features", "meters", "portal", "usage"):
         assert hasattr(SyncOpenMeterBilling, name)
 
 
