@@ -7,30 +7,16 @@ import json
 import httpx
 import pytest
 import respx
+from _payloads import CUSTOMER_ID as CID
+from _payloads import NOW, metered_json
 
 from openmeter_billing import InsufficientBalanceError, InvalidInputError, OpenMeterBilling
 
-NOW = "2025-01-01T00:00:00Z"
-CID = "01JAAAAAAAAAAAAAAAAAAAAAAA"
 ENT = "/api/v2/customers/acme/entitlements/ai_tokens"
 
 
 def entitlement(soft: bool = False) -> dict[str, object]:
-    return {
-        "type": "metered",
-        "id": "01JCCCCCCCCCCCCCCCCCCCCCCC",
-        "featureKey": "ai_tokens",
-        "featureId": "01JBBBBBBBBBBBBBBBBBBBBBBB",
-        "customerId": CID,
-        "activeFrom": NOW,
-        "createdAt": NOW,
-        "updatedAt": NOW,
-        "lastReset": NOW,
-        "measureUsageFrom": NOW,
-        "currentUsagePeriod": {"from": NOW, "to": "2025-02-01T00:00:00Z"},
-        "usagePeriod": {"interval": "MONTH", "anchor": NOW, "intervalISO": "P1M"},
-        "isSoftLimit": soft,
-    }
+    return metered_json(isSoftLimit=soft)
 
 
 def mock_feature(

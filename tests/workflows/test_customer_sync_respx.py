@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 import respx
+from _payloads import CUSTOMER_ID, customer_json
 from conftest import API_KEY, BASE_URL
 
 from openmeter_billing import (
@@ -16,21 +17,18 @@ from openmeter_billing import (
     User,
 )
 
-NOW = "2025-01-01T00:00:00Z"
-ID = "01JAAAAAAAAAAAAAAAAAAAAAAA"
+ID = CUSTOMER_ID
 
 
 def customer(**overrides: object) -> dict[str, object]:
-    body: dict[str, object] = {
-        "id": ID,
-        "name": "Ada",
-        "key": "u1",
-        "primaryEmail": "ada@example.com",
-        "usageAttribution": {"subjectKeys": ["u1"]},
-        "metadata": {"user_id": "u1", "email": "ada@example.com"},
-        "createdAt": NOW,
-        "updatedAt": NOW,
-    }
+    """Ada's customer as OpenMeter returns it after a sync."""
+    body = customer_json(
+        name="Ada",
+        key="u1",
+        primaryEmail="ada@example.com",
+        usageAttribution={"subjectKeys": ["u1"]},
+        metadata={"user_id": "u1", "email": "ada@example.com"},
+    )
     body.update(overrides)
     return body
 
