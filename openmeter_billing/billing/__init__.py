@@ -1,0 +1,1 @@
+"""Billing workflows: provider events become OpenMeter grants and entitlements, exactly once."""
