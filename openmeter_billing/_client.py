@@ -25,6 +25,8 @@ from ._exceptions import ConfigurationError, InvalidInputError
 from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from .billing.usage import AsyncUsage
+from .catalog._client_api import AsyncCatalogAPI
+from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, CustomerRef, Identity
 from .resources import (
     AsyncCustomers,
@@ -78,7 +80,7 @@ class OpenMeterBilling:
         identity: Identity | None = None,
         customer_id_store: CustomerIdStore | None = None,
         event_source: str = DEFAULT_EVENT_SOURCE,
-        catalog: Any = None,
+        catalog: Catalog | None = None,
         providers: Sequence[Any] = (),
         ledger: Any = None,
         allow_insecure_http: bool = False,
@@ -174,6 +176,11 @@ class OpenMeterBilling:
     def portal(self) -> AsyncPortal:
         """Consumer portal tokens."""
         return AsyncPortal(self)
+
+    @cached_property
+    def catalog(self) -> AsyncCatalogAPI:
+        """The billing catalog: ``definition`` and ``push(dry_run=...)``."""
+        return AsyncCatalogAPI(self)
 
     @cached_property
     def usage(self) -> AsyncUsage:

@@ -28,6 +28,8 @@ from ._http import Query
 from ._pagination import AsyncPage, AsyncPaginator
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from .billing.usage import AsyncUsage
+from .catalog._client_api import AsyncCatalogAPI
+from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, Identity
 from .resources import (
     AsyncCustomers,
@@ -277,6 +279,17 @@ class SyncUsage(SyncResource[AsyncUsage]):
     refund = sync_method(AsyncUsage.refund)
 
 
+class SyncCatalogAPI(SyncResource[AsyncCatalogAPI]):
+    """Blocking twin of `AsyncCatalogAPI`."""
+
+    push = sync_method(AsyncCatalogAPI.push)
+
+    @property
+    def definition(self) -> Catalog:
+        """The catalog passed at construction."""
+        return self._async.definition
+
+
 class SyncOpenMeterBilling:
     """The blocking client for scripts, migrations and backfills.
 
@@ -298,7 +311,7 @@ class SyncOpenMeterBilling:
         identity: Identity | None = None,
         customer_id_store: CustomerIdStore | None = None,
         event_source: str = DEFAULT_EVENT_SOURCE,
-        catalog: Any = None,
+        catalog: Catalog | None = None,
         providers: Sequence[Any] = (),
         ledger: Any = None,
         allow_insecure_http: bool = False,
@@ -374,6 +387,11 @@ class SyncOpenMeterBilling:
     def portal(self) -> SyncPortal:
         """Consumer portal tokens."""
         return SyncPortal(self._async.portal, self._runner)
+
+    @cached_property
+    def catalog(self) -> SyncCatalogAPI:
+        """The billing catalog: ``definition`` and ``push(dry_run=...)``."""
+        return SyncCatalogAPI(self._async.catalog, self._runner)
 
     @cached_property
     def usage(self) -> SyncUsage:

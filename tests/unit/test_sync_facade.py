@@ -23,6 +23,7 @@ from openmeter_billing import (
     _sync,
 )
 from openmeter_billing.billing.usage import AsyncUsage
+from openmeter_billing.catalog._client_api import AsyncCatalogAPI
 from openmeter_billing.resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -42,6 +43,7 @@ PAIRS = [
     (AsyncMeters, _sync.SyncMeters),
     (AsyncPortal, _sync.SyncPortal),
     (AsyncUsage, _sync.SyncUsage),
+    (AsyncCatalogAPI, _sync.SyncCatalogAPI),
 ]
 
 
