@@ -30,8 +30,7 @@ class AsyncCatalogAPI:
             )
         if not isinstance(catalog, Catalog):
             raise ConfigurationError(
-                "catalog must be built with define_catalog(), "
-                f"got {type(catalog).__name__}"
+                f"catalog must be built with define_catalog(), got {type(catalog).__name__}"
             )
         return catalog
 
