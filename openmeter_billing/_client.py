@@ -24,6 +24,9 @@ from ._constants import (
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .billing.engine import AsyncBilling, BillingOptions
+from .billing.ledger import Ledger
+from .billing.topups import AsyncTopups
 from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
@@ -61,7 +64,8 @@ class OpenMeterBilling:
         event_source: The CloudEvents ``source`` of ingested events.
         catalog: The billing catalog (used by catalog and billing workflows).
         providers: Payment-provider adapters.
-        ledger: Exactly-once ledger for billing workflows.
+        ledger: Exactly-once ledger for billing workflows (`openmeter_billing.billing.ledger`).
+        billing_options: How billing events map to entitlements, and hooks.
         allow_insecure_http: Permit sending the API key over plain HTTP to a non-loopback host.
 
     Precedence for every setting: argument, then environment, then default.
@@ -82,7 +86,8 @@ class OpenMeterBilling:
         event_source: str = DEFAULT_EVENT_SOURCE,
         catalog: Catalog | None = None,
         providers: Sequence[Any] = (),
-        ledger: Any = None,
+        ledger: Ledger | None = None,
+        billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
         if http_client is not None and transport is not None:
@@ -126,6 +131,7 @@ class OpenMeterBilling:
         self.catalog_definition = catalog
         self.providers: tuple[Any, ...] = tuple(providers)
         self.ledger = ledger
+        self.billing_options = billing_options or BillingOptions()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -181,6 +187,16 @@ class OpenMeterBilling:
     def catalog(self) -> AsyncCatalogAPI:
         """The billing catalog: ``definition`` and ``push(dry_run=...)``."""
         return AsyncCatalogAPI(self)
+
+    @cached_property
+    def billing(self) -> AsyncBilling:
+        """Billing events to entitlements: ``apply_event``."""
+        return AsyncBilling(self)
+
+    @cached_property
+    def topups(self) -> AsyncTopups:
+        """Catalog top-ups as exactly-once grants: ``grant``."""
+        return AsyncTopups(self)
 
     @cached_property
     def usage(self) -> AsyncUsage:

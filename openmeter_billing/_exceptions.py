@@ -9,6 +9,7 @@ OpenMeterBillingError                  root; never raised directly
 │   └── SubjectMismatchError           an event subject belongs to another customer than `customer=`
 ├── IdentityResolutionError            no resolver accepts a principal, or a resolver failed
 ├── InsufficientBalanceError           a metered feature has no balance left for the usage
+├── OperationInProgressError           another delivery of the same event is being applied
 ├── APIError                           talking to OpenMeter failed; .request, .body
 │   ├── APIConnectionError             transport failure; __cause__ is the httpx error
 │   │   └── APITimeoutError
@@ -57,6 +58,7 @@ __all__ = [
     "InvalidInputError",
     "NotFoundError",
     "OpenMeterBillingError",
+    "OperationInProgressError",
     "PermissionDeniedError",
     "PreconditionFailedError",
     "Problem",
@@ -165,6 +167,17 @@ class InsufficientBalanceError(OpenMeterBillingError):
         self.balance = balance
         self.requested = requested
         super().__init__(message)
+
+
+class OperationInProgressError(OpenMeterBillingError):
+    """Another delivery of the same billing event or top-up holds the ledger claim right now.
+
+    Answer the webhook with a retryable status (409 or 503); the retry sees the finished result.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"{key!r} is being applied by another worker; retry shortly")
 
 
 class WebhookVerificationError(OpenMeterBillingError, ValueError):

@@ -27,6 +27,9 @@ from ._exceptions import ConfigurationError
 from ._http import Query
 from ._pagination import AsyncPage, AsyncPaginator
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .billing.engine import AsyncBilling, BillingOptions
+from .billing.ledger import Ledger
+from .billing.topups import AsyncTopups
 from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
@@ -279,6 +282,18 @@ class SyncUsage(SyncResource[AsyncUsage]):
     refund = sync_method(AsyncUsage.refund)
 
 
+class SyncBilling(SyncResource[AsyncBilling]):
+    """Blocking twin of `AsyncBilling`."""
+
+    apply_event = sync_method(AsyncBilling.apply_event)
+
+
+class SyncTopups(SyncResource[AsyncTopups]):
+    """Blocking twin of `AsyncTopups`."""
+
+    grant = sync_method(AsyncTopups.grant)
+
+
 class SyncCatalogAPI(SyncResource[AsyncCatalogAPI]):
     """Blocking twin of `AsyncCatalogAPI`."""
 
@@ -313,7 +328,8 @@ class SyncOpenMeterBilling:
         event_source: str = DEFAULT_EVENT_SOURCE,
         catalog: Catalog | None = None,
         providers: Sequence[Any] = (),
-        ledger: Any = None,
+        ledger: Ledger | None = None,
+        billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
         self._stack = ExitStack()
@@ -335,6 +351,7 @@ class SyncOpenMeterBilling:
             catalog=catalog,
             providers=providers,
             ledger=ledger,
+            billing_options=billing_options,
             allow_insecure_http=allow_insecure_http,
         )
         try:
@@ -392,6 +409,16 @@ class SyncOpenMeterBilling:
     def catalog(self) -> SyncCatalogAPI:
         """The billing catalog: ``definition`` and ``push(dry_run=...)``."""
         return SyncCatalogAPI(self._async.catalog, self._runner)
+
+    @cached_property
+    def billing(self) -> SyncBilling:
+        """Billing events to entitlements: ``apply_event``."""
+        return SyncBilling(self._async.billing, self._runner)
+
+    @cached_property
+    def topups(self) -> SyncTopups:
+        """Catalog top-ups as exactly-once grants: ``grant``."""
+        return SyncTopups(self._async.topups, self._runner)
 
     @cached_property
     def usage(self) -> SyncUsage:

@@ -1,0 +1,85 @@
+"""`BillingEvent`: what a payment provider told us, in one provider-neutral shape."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal, TypeAlias
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+__all__ = ["BillingEvent", "BillingEventType"]
+
+BillingEventType: TypeAlias = Literal[
+    "subscription.created",
+    "subscription.active",
+    "subscription.updated",
+    "subscription.renewed",
+    "subscription.canceled",
+    "subscription.expired",
+    "subscription.revoked",
+    "subscription.uncanceled",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "payment.refunded",
+]
+
+
+class BillingEvent(BaseModel):
+    """A subscription or payment fact, as `client.billing.apply_event` consumes it.
+
+    Provider adapters build these from webhooks; you can build them yourself too::
+
+        BillingEvent(
+            type="subscription.active", provider="stripe", provider_event_id="evt_123",
+            occurred_at=datetime.now(timezone.utc), customer=org, plan="pro",
+            subscription_id="sub_42", addons={"priority_support": 1},
+        )
+
+    Attributes:
+        type: What happened.
+        provider: Which payment provider said so (``stripe``, ``polar``, ...).
+        provider_event_id: The provider's id of the event; retries of one event share it.
+        occurred_at: When it happened at the provider (orders events of one subscription).
+        customer: The OpenMeter customer: an id, a key or a principal object.
+        subject: Usage subject for the audit event (defaults to the customer's).
+        customer_scope: Whether the customer is a user, an organization or a team.
+        plan: The catalog plan key now in effect.
+        previous_plan: The plan before this event (upgrades and downgrades).
+        addons: Catalog add-on keys with quantities.
+        subscription_id: The provider's subscription id.
+        status: The provider's subscription status, verbatim.
+        current_period_start: Start of the paid period.
+        current_period_end: End of the paid period (when a cancellation takes effect).
+        cancel_at_period_end: The subscription ends at ``current_period_end``.
+        metadata: Free-form string metadata, copied into the audit event.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    type: BillingEventType
+    provider: str = Field(min_length=1)
+    provider_event_id: str = Field(min_length=1)
+    occurred_at: AwareDatetime
+    customer: Any
+    subject: str | None = None
+    customer_scope: Literal["user", "organization", "team"] | None = None
+    plan: str | None = None
+    previous_plan: str | None = None
+    addons: Mapping[str, int] = Field(default_factory=dict)
+    subscription_id: str | None = None
+    status: str | None = None
+    current_period_start: AwareDatetime | None = None
+    current_period_end: AwareDatetime | None = None
+    cancel_at_period_end: bool = False
+    metadata: Mapping[str, str] = Field(default_factory=dict)
+
+    @property
+    def idempotency_key(self) -> str:
+        """``<provider>:<provider_event_id>``: the same for every delivery of this event."""
+        return f"{self.provider}:{self.provider_event_id}"
+
+    @property
+    def audit_event_id(self) -> str:
+        """A stable CloudEvents id, so OpenMeter drops repeated audit events."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"openmeter-billing:{self.idempotency_key}"))
