@@ -46,17 +46,46 @@ def require_spec_file() -> Path:
 
 
 @functools.cache
-def _load(path: str) -> Any:
+def _document(path: str) -> Any:
     import yaml
-    from openapi_core import Config, OpenAPI
 
     with open(path, "rb") as handle:
         spec_dict = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    _explode_deep_objects(spec_dict)
+    return spec_dict
+
+
+def document() -> Any:
+    """The spec as a plain dict (cached), for tests that inspect paths or schemas."""
+    return _document(str(require_spec_file()))
+
+
+@functools.cache
+def _load(path: str) -> Any:
+    from openapi_core import Config, OpenAPI
+
+    spec_dict = _document(path)
     deserializers = dict.fromkeys(JSON_MEDIA_TYPES, _json_loads)
     return OpenAPI.from_dict(
         spec_dict,
         config=Config(extra_media_type_deserializers=deserializers, spec_validator_cls=None),
     )
+
+
+def _explode_deep_objects(node: Any) -> None:
+    """Mark ``deepObject`` parameters ``explode: true``, the only form OpenAPI defines for them.
+
+    The spec leaves ``explode`` unset; openapi-core then refuses to read the parameter at all
+    ("not available"), even when the request does not send it.
+    """
+    if isinstance(node, dict):
+        if node.get("style") == "deepObject":
+            node.setdefault("explode", True)
+        for value in node.values():
+            _explode_deep_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            _explode_deep_objects(value)
 
 
 def _json_loads(data: bytes | str, **_: Any) -> Any:

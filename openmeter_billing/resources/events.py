@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import pydantic
@@ -51,7 +51,9 @@ class AsyncEvents(AsyncResource):
             id: Defaults to a random UUID. OpenMeter drops a second event with the same
                 ``source`` and ``id``: reuse the id when you retry.
             source: Defaults to the client's ``event_source`` (``openmeter-billing``).
-            time: Defaults to now (UTC). Must be timezone-aware.
+            time: When the usage happened (timezone-aware). Omitted, OpenMeter stamps the event
+                with the time it receives it, so the server's clock (or Local OpenMeter's
+                controllable one) decides, not this machine's.
         """
         event = await self._prepare(
             {
@@ -121,7 +123,6 @@ class AsyncEvents(AsyncResource):
         values["subject"] = await self._subject_for(values.get("subject"), customer, where)
         values.setdefault("id", str(uuid.uuid4()))
         values.setdefault("source", self._client.event_source)
-        values.setdefault("time", datetime.now(timezone.utc))
         values.setdefault("specversion", "1.0")
         try:
             return CloudEvent.model_validate(values)

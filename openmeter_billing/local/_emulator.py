@@ -1,0 +1,196 @@
+"""``LocalOpenMeter``: the emulator as an httpx transport (sync and async).
+
+It is nothing but a transport, so the client has no "local" branch: pass it as ``transport=`` and
+every request the client would send over the network is answered in-process, under one lock, by
+the same routes the loopback server exposes.
+"""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import httpx
+
+from openmeter_billing.local import (
+    _routes_customers,
+    _routes_entitlements,
+    _routes_events,
+    _routes_features,
+    _routes_grants,
+    _routes_meters,
+    _routes_portal,
+)
+from openmeter_billing.local._clock import Clock
+from openmeter_billing.local._ids import IdFactory
+from openmeter_billing.local._inputs import Query
+from openmeter_billing.local._problems import Problem
+from openmeter_billing.local._router import Context, Reply, Router
+from openmeter_billing.local._snapshot import snapshot_of
+from openmeter_billing.local._state import State
+
+if TYPE_CHECKING:
+    from openmeter_billing._client import OpenMeterBilling
+    from openmeter_billing._sync import SyncOpenMeterBilling
+
+__all__ = ["LocalOpenMeter", "Observer"]
+
+logger = logging.getLogger("openmeter_billing")
+
+Observer = Callable[[httpx.Request, httpx.Response], None]
+"""Called with every request and the response Local OpenMeter gave it."""
+
+
+def _build_router() -> Router:
+    router = Router()
+    _routes_customers.register(router)
+    _routes_meters.register(router)
+    _routes_features.register(router)
+    _routes_events.register(router)
+    _routes_entitlements.register(router)
+    _routes_grants.register(router, _routes_entitlements.entitlement_of)
+    _routes_portal.register(router)
+    return router
+
+
+_ROUTER = _build_router()
+
+
+class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """An in-process OpenMeter: stateful, faithful to its balance engine, and an httpx transport.
+
+    Example::
+
+        local = LocalOpenMeter()
+        async with local.client() as client:          # or OpenMeterBilling(transport=local, ...)
+            await client.customers.sync(User(id="u_1", email="ada@example.com"))
+        local.clock.advance(days=31)                   # time only moves when you say so
+
+    Args:
+        start: The clock's initial time; defaults to now (then frozen).
+        api_key: When set, requests without ``Authorization: Bearer <api_key>`` get 401.
+    """
+
+    base_url = "http://localhost:8888"
+    """The base URL to give clients; any host works, as the transport ignores it."""
+
+    def __init__(self, *, start: datetime | None = None, api_key: str | None = None) -> None:
+        self.clock = Clock(start)
+        self._api_key = api_key
+        self._state = State()
+        self._ids = IdFactory()
+        self._lock = threading.RLock()
+        self._observers: list[Observer] = []
+        self._request_ids = itertools.count(1)
+
+    def __repr__(self) -> str:
+        auth = "api_key=***" if self._api_key else "no auth"
+        return f"LocalOpenMeter(now={self.clock.now().isoformat()}, {auth})"
+
+    # -- test helpers -------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every customer, meter, feature, entitlement, grant, event and token."""
+        with self._lock:
+            self._state = State()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain JSON-ready data, for assertions and debugging."""
+        with self._lock:
+            return snapshot_of(self._state, self.clock.now())
+
+    def add_observer(self, observer: Observer) -> Callable[[], None]:
+        """Call ``observer(request, response)`` after every exchange; returns a remover."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    @staticmethod
+    def routes() -> list[tuple[str, str]]:
+        """Every (method, path template) Local OpenMeter serves."""
+        return _ROUTER.templates()
+
+    def client(self, **kwargs: Any) -> OpenMeterBilling:
+        """An :class:`~openmeter_billing.OpenMeterBilling` wired to this emulator."""
+        from openmeter_billing._client import OpenMeterBilling
+
+        kwargs.setdefault("base_url", self.base_url)
+        return OpenMeterBilling(transport=self, **kwargs)
+
+    def sync_client(self, **kwargs: Any) -> SyncOpenMeterBilling:
+        """A :class:`~openmeter_billing.SyncOpenMeterBilling` wired to this emulator."""
+        from openmeter_billing._sync import SyncOpenMeterBilling
+
+        kwargs.setdefault("base_url", self.base_url)
+        return SyncOpenMeterBilling(transport=self, **kwargs)
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        return self._answer(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        return self._answer(request)
+
+    def _answer(self, request: httpx.Request) -> httpx.Response:
+        request_id = f"local-{next(self._request_ids)}"
+        try:
+            reply = self._dispatch(request)
+        except Problem as problem:
+            reply = Reply(
+                problem.status, problem.body(request_id), content_type="application/problem+json"
+            )
+        except Exception:
+            logger.exception("Local OpenMeter failed on %s %s", request.method, request.url.path)
+            reply = Reply(
+                500,
+                {"type": "about:blank", "title": "Internal Server Error", "status": 500},
+                content_type="application/problem+json",
+            )
+        response = _to_response(request, reply, request_id)
+        for observer in list(self._observers):
+            observer(request, response)
+        return response
+
+    def _dispatch(self, request: httpx.Request) -> Reply:
+        self._authenticate(request)
+        path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
+        handler, params = _ROUTER.resolve(request.method, path)
+        query = Query(parse_qsl(request.url.query.decode("utf-8"), keep_blank_values=True))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        with self._lock:
+            ctx = Context(
+                state=self._state,
+                clock=self.clock,
+                ids=self._ids,
+                params=params,
+                query=query,
+                body=request.content,
+                headers=headers,
+            )
+            return handler(ctx)
+
+    def _authenticate(self, request: httpx.Request) -> None:
+        if self._api_key is None:
+            return
+        sent = request.headers.get("authorization", "")
+        expected = f"Bearer {self._api_key}"
+        if not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise Problem(401, "missing or invalid API token (send Authorization: Bearer <token>)")
+
+
+def _to_response(request: httpx.Request, reply: Reply, request_id: str) -> httpx.Response:
+    headers = {"x-request-id": request_id, **reply.headers}
+    if reply.body is None:
+        return httpx.Response(reply.status, headers=headers, request=request)
+    headers["content-type"] = reply.content_type
+    content = json.dumps(reply.body, separators=(",", ":")).encode()
+    return httpx.Response(reply.status, headers=headers, content=content, request=request)

@@ -1,0 +1,102 @@
+"""Matching requests to handlers: OpenMeter's paths, methods, and its 404/405 answers.
+
+Each ``_routes_*`` module registers handlers on a :class:`Router` with the spec's path template; the
+emulator dispatches every request here. ``Router.templates()`` lists what is served, which the
+contract tests compare with the OpenAPI spec.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from openmeter_billing.local._clock import Clock
+from openmeter_billing.local._ids import IdFactory
+from openmeter_billing.local._inputs import Query, parse_json, parse_json_object
+from openmeter_billing.local._problems import Problem
+from openmeter_billing.local._state import State
+
+__all__ = ["Context", "Handler", "Reply", "Router"]
+
+
+@dataclass
+class Context:
+    """What a handler sees: the state, time, ids, and the parsed request."""
+
+    state: State
+    clock: Clock
+    ids: IdFactory
+    params: dict[str, str]
+    query: Query
+    body: bytes
+    headers: dict[str, str]
+
+    def json_object(self) -> dict[str, Any]:
+        return parse_json_object(self.body)
+
+    def json(self) -> Any:
+        return parse_json(self.body)
+
+    def new_id(self) -> str:
+        return self.ids.new(self.clock.now())
+
+
+@dataclass
+class Reply:
+    """A handler's answer; ``body=None`` means no content."""
+
+    status: int
+    body: Any = None
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Context], Reply]
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    template: str
+    pattern: re.Pattern[str]
+    handler: Handler
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    return re.compile(f"^{regex}$")
+
+
+class Router:
+    """A list of (method, path template, handler) with OpenMeter's error answers."""
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+
+    def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self._routes.append(_Route(method, template, _compile(template), handler))
+            return handler
+
+        return register
+
+    def templates(self) -> list[tuple[str, str]]:
+        """Every (method, path template) served, for the contract test against the spec."""
+        return [(r.method, r.template) for r in self._routes]
+
+    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
+        """The handler and decoded path params; 404 for an unknown path, 405 for a wrong method."""
+        path_matched = False
+        for route in self._routes:
+            match = route.pattern.match(path)
+            if match is None:
+                continue
+            path_matched = True
+            if route.method == method:
+                return route.handler, {k: unquote(v) for k, v in match.groupdict().items()}
+        if path_matched:
+            raise Problem(405, f"method {method} is not allowed on {path}")
+        raise Problem(404, f"no route for {method} {path}")
