@@ -125,15 +125,15 @@ def _query(ctx: Context, meter: MeterRecord, params: Mapping[str, Any]) -> Reply
     subjects = list(params.get("subject") or [])
     customer_ids = list(params.get("filterCustomerId") or [])
     group_by = list(params.get("groupBy") or [])
-    if len(subjects) > 1 and "subject" not in group_by:
-        raise bad_request("multiple subject filters require groupBy=subject", field="groupBy")
-    if len(customer_ids) > 1 and "customer_id" not in group_by:
-        raise bad_request("multiple customer filters require groupBy=customer_id", field="groupBy")
+    if "customer_id" in group_by and not customer_ids:
+        raise bad_request(
+            "groupBy: customer_id needs filterCustomerId (the customers to group by)",
+            field="groupBy",
+        )
     customers = None
-    if customer_ids or "customer_id" in group_by:
-        wanted = customer_ids or [c.id for c in ctx.state.live_customers()]
+    if customer_ids:
         customers = {}
-        for cid in wanted:
+        for cid in customer_ids:
             found = ctx.state.customers.get(cid)
             if found is None:
                 raise bad_request(

@@ -153,3 +153,27 @@ async def test_meter_counts_events_ingested_before_it_existed(
         to=local.clock.now() + timedelta(minutes=1),
     )
     assert [r.value for r in result.data] == [1.0]
+
+
+async def test_meter_query_by_customer(om: OpenMeterBilling, local: LocalOpenMeter) -> None:
+    await om.meters.create(slug="calls", event_type="call", aggregation="COUNT")
+    acme = await om.customers.create(name="Acme", key="acme")
+    globex = await om.customers.create(name="Globex", key="globex")
+    for key in ("acme", "acme", "globex"):
+        await om.events.ingest(type="call", customer=key)
+    result = await om.meters.query(
+        "calls",
+        to=local.clock.now() + timedelta(minutes=1),
+        filter_customer_id=[acme.id, globex.id],
+        group_by=["customer_id"],
+    )
+    assert sorted((r.customer_id, r.value) for r in result.data) == sorted(
+        [(acme.id, 2.0), (globex.id, 1.0)]
+    )
+
+
+async def test_group_by_customer_needs_a_customer_filter(raw: httpx.AsyncClient) -> None:
+    await raw.post("/api/v1/meters", json={"slug": "c", "eventType": "c", "aggregation": "COUNT"})
+    response = await raw.get("/api/v1/meters/c/query", params={"groupBy": "customer_id"})
+    assert response.status_code == 400
+    assert "filterCustomerId" in response.json()["detail"]
