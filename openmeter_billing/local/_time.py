@@ -13,6 +13,7 @@ emulator has to reproduce both exactly or balances drift by a day at month ends:
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -220,6 +221,12 @@ def add_expiration(t: datetime, duration: str, count: int) -> datetime:
     return _add_months_overflowing(t, count * (12 if unit == "YEAR" else 1))
 
 
+@functools.lru_cache(maxsize=65536)
+def _boundary(anchor: datetime, interval: Interval, n: int) -> datetime:
+    """``anchor + n x interval``, memoised: every balance read walks the same boundaries."""
+    return add_interval(anchor, interval, n)
+
+
 @dataclass(frozen=True)
 class Recurrence:
     """Boundaries ``anchor + n x interval`` for every integer ``n`` (negative ones included).
@@ -241,7 +248,7 @@ class Recurrence:
 
     def at(self, n: int) -> datetime:
         """The ``n``-th boundary; ``at(0)`` is the anchor."""
-        return add_interval(self.anchor, self.interval, n)
+        return _boundary(self.anchor, self.interval, n)
 
     def _approx_index(self, t: datetime) -> int:
         """A guess of the index of the last boundary <= t, usually exact or off by one."""

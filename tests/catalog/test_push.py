@@ -13,6 +13,7 @@ import respx
 from openmeter_billing import OpenMeterBilling
 from openmeter_billing.catalog import Catalog, CatalogError, define_catalog
 from openmeter_billing.catalog.push import push_catalog
+from openmeter_billing.local import LocalOpenMeter
 
 NOW = "2025-01-01T00:00:00Z"
 
@@ -189,19 +190,10 @@ async def test_plan_serialises_to_json(
     }
 
 
-def _local_transport() -> Any:
-    try:
-        from openmeter_billing.local import LocalOpenMeter  # type: ignore[attr-defined]
-    except ImportError:
-        pytest.skip("Local OpenMeter (openmeter_billing.local.LocalOpenMeter) is not available yet")
-    return LocalOpenMeter()
-
-
 async def test_push_against_local_openmeter_is_idempotent_and_detects_conflicts(
     catalog_data: dict[str, Any],
 ) -> None:
-    transport = _local_transport()
-    async with OpenMeterBilling(transport=transport, base_url="http://localhost:8888") as local:
+    async with LocalOpenMeter().client() as local:
         dry = await push_catalog(local, define_catalog(catalog_data), dry_run=True)
         assert len(dry.changes) == 5
         assert (
