@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 from typing_extensions import assert_type
 
@@ -16,6 +17,7 @@ from openmeter_billing import (
     User,
     UserResolver,
 )
+from openmeter_billing.local import Clock, LocalOpenMeter
 from openmeter_billing.types import (
     CloudEvent,
     Customer,
@@ -78,3 +80,15 @@ def sync_usage() -> None:
         assert_type(client.entitlements.grants.list(user, "ai_tokens"), SyncPage[EntitlementGrant])
         assert_type(client.events.ingest(type="t", customer=user), CloudEvent)
         client.entitlements.reset(user, "ai_tokens", retain_anchor=True)
+
+
+async def local_usage() -> None:
+    local = LocalOpenMeter(start=datetime(2025, 1, 1, tzinfo=timezone.utc))
+    assert_type(local.clock, Clock)
+    assert_type(local.clock.advance(days=31), datetime)
+    assert_type(local.snapshot(), dict[str, Any])
+    assert_type(LocalOpenMeter.routes(), list[tuple[str, str]])
+    async with local.client(max_retries=0) as client:
+        assert_type(client, OpenMeterBilling)
+    with local.sync_client() as blocking:
+        assert_type(blocking, SyncOpenMeterBilling)
