@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import anyio
 
@@ -84,6 +84,7 @@ class _Story:
         self.step_no = 0
         self.org = Organization(id="acme", name="Acme Inc", slug="acme")
         self.user = User(id="ada", email="ada@example.com", name="Ada Lovelace")
+        self.period_start: datetime | None = None
 
     def step(self, title: str) -> None:
         self.step_no += 1
@@ -139,6 +140,7 @@ class _Story:
         )
         period = getattr(ent, "current_usage_period", None)
         if period is not None:
+            self.period_start = period.from_
             self.say(f"usage period {period.from_:%Y-%m-%d} -> {period.to:%Y-%m-%d}")
         await self.value()
 
@@ -165,7 +167,7 @@ class _Story:
         await self.client.entitlements.grants.create(
             self.org,
             self.names.feature,
-            {"amount": 5_000, "effectiveAt": await self._now_iso(), "priority": 10},
+            {"amount": 5_000, "effectiveAt": self._effective_at(), "priority": 10},
         )
         await self.value()
 
@@ -180,9 +182,14 @@ class _Story:
         self.say("allowance back to 10,000; the unused top-up (4,300) rolls over")
         await self.value()
 
-    async def _now_iso(self) -> str:
-        now = self.clock.now() if self.clock is not None else datetime.now(timezone.utc)
-        return now.replace(second=0, microsecond=0).isoformat()
+    def _effective_at(self) -> str:
+        """Now on Local OpenMeter; the period start on a remote server, whose clock we cannot
+        read (a grant may not start before the period, and one effective "now" by this
+        machine's clock could be in the server's future)."""
+        if self.clock is not None:
+            return self.clock.now().replace(second=0, microsecond=0).isoformat()
+        assert self.period_start is not None
+        return self.period_start.isoformat()
 
 
 async def run_demo(
