@@ -46,12 +46,19 @@ def parse_datetime(value: object, field: str) -> datetime:
 
 
 def parse_time_zone(name: str | None) -> tzinfo:
-    """An IANA time zone for ``windowTimeZone`` (UTC when omitted)."""
+    """An IANA time zone for ``windowTimeZone`` (UTC when omitted).
+
+    UTC needs no time zone database; other zones come from the system's or the ``tzdata``
+    package.
+    """
+    if not name or name.upper() in ("UTC", "ETC/UTC", "Z"):
+        return timezone.utc
     try:
-        return ZoneInfo(name or "UTC")
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise bad_request(
-            f"windowTimeZone: unknown time zone {name!r} (example: Europe/Budapest)",
+            f"windowTimeZone: unknown time zone {name!r} (example: Europe/Budapest; on a machine "
+            "without a time zone database, pip install tzdata)",
             field="windowTimeZone",
         ) from None
 
