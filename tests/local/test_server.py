@@ -46,10 +46,11 @@ def server() -> Iterator[LoopbackServer]:
 
 
 def _raw_exchange(url: str, request: bytes) -> bytes:
-    """Send bytes on a fresh socket and read until the server closes or goes quiet."""
+    """Send bytes on a fresh socket, half-close it and read until the server closes."""
     host, port = url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=2) as sock:
         sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)  # EOF after the request: a short body ends here
         chunks = []
         try:
             while chunk := sock.recv(65536):
@@ -102,6 +103,15 @@ def test_get_without_body_reaches_transport_with_empty_body(server: LoopbackServ
         "/api/v1/meters?x=1",
         "",
     )
+
+
+def test_absolute_form_target_keeps_path_and_query(server: LoopbackServer) -> None:
+    raw = _raw_exchange(
+        server.url,
+        b"GET http://example.com/abs?x=1&x=2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    echoed = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert (echoed["raw_path"], echoed["query"]) == ("/abs?x=1&x=2", [["x", "1"], ["x", "2"]])
 
 
 def test_chunked_request_body_is_reassembled(server: LoopbackServer) -> None:
@@ -240,13 +250,18 @@ def test_gzip_body_is_forwarded_as_produced() -> None:
         (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: -3\r\n\r\n", b"400"),
         (b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", b"411"),
         (b"POST /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+        (b"GET * HTTP/1.1\r\nHost: h\r\n\r\n", b"400"),
+        (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nshort", b"400"),
     ],
 )
 def test_unreadable_request_bodies_get_a_client_error(
     server: LoopbackServer, request_bytes: bytes, status: bytes
 ) -> None:
     raw = _raw_exchange(server.url, request_bytes)
-    assert raw.split(b" ", 2)[1] == status
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == status
+    assert b"Content-Type: application/problem+json" in head
+    assert json.loads(body)["status"] == int(status)
     assert httpx.get(server.url + "/after").status_code == 200  # the server survived
 
 
