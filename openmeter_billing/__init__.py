@@ -45,6 +45,9 @@ from ._pagination import AsyncPage, AsyncPaginator
 from ._sync import SyncOpenMeterBilling, SyncPage
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
+from .billing.engine import BillingOptions
+from .billing.events import ApplyResult, BillingEvent, EntitlementChange
+from .billing.topups import TopupResult
 from .identity import (
     CustomerIdStore,
     CustomerProfile,
@@ -67,10 +70,13 @@ __all__ = [
     "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
+    "ApplyResult",
     "AsyncPage",
     "AsyncPaginator",
     "AuthenticationError",
     "BadRequestError",
+    "BillingEvent",
+    "BillingOptions",
     "CatalogError",
     "CatalogIssue",
     "ConfigurationError",
@@ -78,6 +84,7 @@ __all__ = [
     "CustomerIdStore",
     "CustomerProfile",
     "CustomerResolver",
+    "EntitlementChange",
     "Identity",
     "IdentityResolutionError",
     "InMemoryCustomerIdStore",
@@ -102,6 +109,7 @@ __all__ = [
     "SyncPage",
     "Team",
     "TeamResolver",
+    "TopupResult",
     "UnprocessableEntityError",
     "User",
     "UserResolver",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import anyio
 
 from .._exceptions import OperationInProgressError
-from .ledger import Ledger
+from .ledger import Ledger, LedgerClaimLostError
+
+logger = logging.getLogger("openmeter_billing")
 
 #: How long a duplicate delivery waits for the first one to finish before giving up.
 WAIT_FOR_OWNER = 10.0
@@ -29,19 +32,19 @@ async def run_once(
     key: str,
     work: Callable[[bool], Awaitable[Mapping[str, Any]]],
     *,
-    wait: float = WAIT_FOR_OWNER,
+    wait: float | None = None,
 ) -> Outcome:
     """Do ``work`` once for ``key``.
 
     ``work`` gets ``recovered=True`` when an earlier owner crashed mid-way: it must then check
     OpenMeter before acting. A failure releases the claim so a retry can succeed. A concurrent
-    duplicate waits up to ``wait`` seconds for the owner's result, then raises
-    `OperationInProgressError` (answer the webhook with a retryable status).
+    duplicate waits up to ``wait`` seconds (default `WAIT_FOR_OWNER`) for the owner's result,
+    then raises `OperationInProgressError` (answer the webhook with a retryable status).
     """
     if ledger is None:
         return Outcome(await work(False), True)
     claim = await ledger.claim(key)
-    with anyio.move_on_after(wait):
+    with anyio.move_on_after(WAIT_FOR_OWNER if wait is None else wait):
         while claim.state == "in_progress":
             await anyio.sleep(POLL_INTERVAL)
             claim = await ledger.claim(key)
@@ -53,7 +56,15 @@ async def run_once(
         result = await work(claim.recovered)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await ledger.release(key, claim.token)
+            await _release(ledger, key, claim.token)
         raise
     await ledger.complete(key, claim.token, result)
     return Outcome(result, True)
+
+
+async def _release(ledger: Ledger, key: str, token: str) -> None:
+    """Give the key back; a lost claim must not hide the error that made us give it back."""
+    try:
+        await ledger.release(key, token)
+    except LedgerClaimLostError:
+        logger.warning("could not release %r: the claim was taken over meanwhile", key)

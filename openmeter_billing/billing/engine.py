@@ -10,16 +10,29 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
+from .._exceptions import InvalidInputError
 from .._types import MaybeAwaitable
-from ..catalog.compile_openmeter import MANAGED_KEY, compile_openmeter_entitlements
+from ..catalog.compile_openmeter import (
+    ADDONS_KEY,
+    MANAGED_KEY,
+    PLAN_KEY,
+    compile_openmeter_entitlements,
+)
+from ..resources._base import validate_with
 from ..types.entitlements import Entitlement, entitlement_create_adapter
-from ._grants import recreate_grants, topup_grants_to_carry
+from ._grants import (
+    SOURCE_KEY,
+    LiveTopup,
+    carry_topup_grants,
+    live_topup_grants,
+    topup_holder_body,
+)
 from ._ledger_run import run_once
-from .events import BillingEvent
+from .events import ApplyResult, BillingEvent, EntitlementChange
 
 if TYPE_CHECKING:
     from .._client import OpenMeterBilling
@@ -37,8 +50,9 @@ logger = logging.getLogger("openmeter_billing")
 
 SUBSCRIPTION_KEY = "openmeter_billing.subscription"
 EVENT_AT_KEY = "openmeter_billing.event_at"
-#: Metadata that records history, not terms: differences here never trigger an override.
-_BOOKKEEPING = {EVENT_AT_KEY}
+#: Metadata that records history, not terms: differences here never trigger an override (an
+#: override starts a new entitlement, which would hand out a fresh allowance mid-period).
+_BOOKKEEPING = {EVENT_AT_KEY, PLAN_KEY, ADDONS_KEY}
 
 GRANTING = {
     "subscription.created",
@@ -54,71 +68,6 @@ EntitlementMapper: TypeAlias = Callable[
     [BillingEvent], MaybeAwaitable[Sequence[Mapping[str, Any]] | None]
 ]
 Hook: TypeAlias = Callable[..., MaybeAwaitable[None]]
-Action = Literal["created", "overridden", "deleted", "unchanged", "skipped"]
-
-
-@dataclass(frozen=True)
-class EntitlementChange:
-    """One feature's outcome: what happened to its entitlement and why."""
-
-    feature_key: str
-    action: Action
-    reason: str
-    entitlement_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ApplyResult:
-    """What `AsyncBilling.apply_event` did.
-
-    ``status``: ``applied`` (entitlements reconciled), ``audited`` (nothing to change for this
-    type or mode), ``scheduled`` (a cancellation that takes effect at period end), ``stale`` (an
-    older event than one already applied; skipped) or ``duplicate`` (this event was applied
-    before; the stored result is returned).
-    """
-
-    status: Literal["applied", "audited", "scheduled", "stale", "duplicate"]
-    reason: str
-    changes: tuple[EntitlementChange, ...] = field(default_factory=tuple)
-
-    def _of(self, action: Action) -> list[str]:
-        return [c.feature_key for c in self.changes if c.action == action]
-
-    @property
-    def created(self) -> list[str]:
-        """Feature keys whose entitlement was created."""
-        return self._of("created")
-
-    @property
-    def overridden(self) -> list[str]:
-        """Feature keys whose entitlement got new terms."""
-        return self._of("overridden")
-
-    @property
-    def deleted(self) -> list[str]:
-        """Feature keys whose entitlement was removed."""
-        return self._of("deleted")
-
-    @property
-    def skipped(self) -> list[str]:
-        """Feature keys left alone (for example an entitlement this library does not manage)."""
-        return self._of("skipped")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (stored in the ledger)."""
-        return {
-            "status": self.status,
-            "reason": self.reason,
-            "changes": [c.__dict__ for c in self.changes],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], status: str | None = None) -> ApplyResult:
-        """Rebuild a stored result."""
-        changes = tuple(EntitlementChange(**c) for c in data.get("changes", []))
-        return cls(
-            status=cast(Any, status or data["status"]), reason=str(data["reason"]), changes=changes
-        )
 
 
 @dataclass(frozen=True)
@@ -157,7 +106,19 @@ class AsyncBilling:
         Cancellation at period end changes nothing until the period ends (the provider's expiry
         event revokes); revoke and expire take effect now; renewals change nothing unless terms
         changed. An event older than the last one applied to the same subscription is skipped.
+        Every delivery, duplicates included, ingests the audit event under one stable id, so
+        OpenMeter keeps exactly one.
+
+        Raises:
+            OperationInProgressError: another delivery of this event holds the ledger claim;
+                answer the webhook with a retryable status.
         """
+        if not isinstance(event, BillingEvent):
+            raise InvalidInputError(
+                f"expected a BillingEvent, got {type(event).__name__}",
+                field="event",
+                hint="build one with BillingEvent(type=..., provider=..., ...)",
+            )
 
         async def work(_recovered: bool) -> Mapping[str, Any]:
             # Reconciliation converges on the target state, so a recovered claim needs no
@@ -180,32 +141,65 @@ class AsyncBilling:
         current = [
             e async for e in self._client.entitlements.list(event.customer, include_deleted=True)
         ]
-        newest = _newest_applied(current, event.subscription_id)
-        if newest is not None and newest > event.occurred_at:
-            return ApplyResult("stale", f"an event from {newest.isoformat()} was applied already")
+        stale = await self._stale_reason(event, current)
+        if stale is not None:
+            return ApplyResult("stale", stale)
         if event.type == "subscription.canceled" and _ends_later(event):
-            return ApplyResult("scheduled", "canceled at period end; access continues until then")
+            end = cast(datetime, event.current_period_end).isoformat()
+            return ApplyResult("scheduled", f"canceled at period end; access continues to {end}")
         targets = await self._targets(event) if event.type in GRANTING else []
-        changes = await self._reconcile(
-            event, [e for e in current if e.deleted_at is None], targets
-        )
+        if targets is None:
+            return ApplyResult("audited", f"{event.type} names no plan; entitlements kept")
+        live = [e for e in current if e.deleted_at is None]
+        changes = await self._reconcile(event, live, targets)
+        if event.type not in GRANTING:
+            await self._record_end(event)
         return ApplyResult("applied", f"{event.type} reconciled", tuple(changes))
 
-    async def _targets(self, event: BillingEvent) -> list[dict[str, Any]]:
+    async def _stale_reason(self, event: BillingEvent, current: list[Entitlement]) -> str | None:
+        """Why ``event`` is older than what was applied to its subscription, or None."""
+        newest = _newest_applied(current, event.subscription_id)
+        if newest is not None and newest > event.occurred_at:
+            return f"an event from {newest.isoformat()} was applied already"
+        ledger = self._client.ledger
+        if ledger is None or event.subscription_id is None:
+            return None
+        # Ended subscriptions leave no live entitlement to carry a stamp, so the end is
+        # remembered in the ledger (write-once, like the end itself).
+        ended = await ledger.get(_ended_key(event))
+        ended_at = (ended.result or {}).get("at") if ended and ended.state == "done" else None
+        if ended_at and datetime.fromisoformat(str(ended_at)) > event.occurred_at:
+            return f"the subscription ended at {ended_at}"
+        return None
+
+    async def _record_end(self, event: BillingEvent) -> None:
+        ledger = self._client.ledger
+        if ledger is None or event.subscription_id is None:
+            return
+        claim = await ledger.claim(_ended_key(event))
+        if claim.state == "new" and claim.token is not None:
+            await ledger.complete(claim.key, claim.token, {"at": _stamp(event.occurred_at)})
+
+    async def _targets(self, event: BillingEvent) -> list[dict[str, Any]] | None:
+        """Create bodies for what ``event`` grants; None when it says nothing about that."""
         mapper = self.options.map_plan_to_entitlements
         if mapper is not None:
-            bodies = await _maybe_await(mapper(event)) or []
+            bodies = await _maybe_await(mapper(event))
         elif event.plan is None:
-            bodies = []
+            bodies = None  # for example invoice.paid without a plan: nothing to reconcile
         else:
             catalog = self._client.catalog.definition
             bodies = compile_openmeter_entitlements(catalog, event.plan, dict(event.addons))
+        if bodies is None:
+            return None
         stamped = []
-        for body in bodies:
-            model = entitlement_create_adapter.validate_python(dict(body)).to_body()
+        for index, body in enumerate(bodies):
+            model = validate_with(
+                entitlement_create_adapter, dict(body), f"map_plan_to_entitlements[{index}]"
+            ).to_body()
             metadata = dict(model.get("metadata") or {})
             metadata[MANAGED_KEY] = "true"
-            metadata[EVENT_AT_KEY] = event.occurred_at.astimezone(timezone.utc).isoformat()
+            metadata[EVENT_AT_KEY] = _stamp(event.occurred_at)
             if event.subscription_id:
                 metadata[SUBSCRIPTION_KEY] = event.subscription_id
             model["metadata"] = metadata
@@ -222,25 +216,15 @@ class AsyncBilling:
             for key, body in wanted.items()
         ]
         for key, entitlement in by_feature.items():
-            if key in wanted:
-                continue
-            if not _managed(entitlement):
-                changes.append(
-                    EntitlementChange(
-                        key, "skipped", "not managed by openmeter-billing", entitlement.id
-                    )
-                )
-                continue
-            await self._client.entitlements.delete(event.customer, entitlement.id)
-            changes.append(EntitlementChange(key, "deleted", "no longer granted", entitlement.id))
+            if key not in wanted:
+                changes.append(await self._remove(event, entitlement))
         return changes
 
     async def _converge(
         self, event: BillingEvent, key: str, existing: Entitlement | None, body: dict[str, Any]
     ) -> EntitlementChange:
-        client = self._client
         if existing is None:
-            created = await client.entitlements.create(event.customer, body)
+            created = await self._client.entitlements.create(event.customer, body)
             return EntitlementChange(key, "created", "granted by the plan", created.id)
         if not _managed(existing):
             return EntitlementChange(
@@ -251,14 +235,53 @@ class AsyncBilling:
             )
         if _terms(existing.to_dict()) == _terms(body):
             return EntitlementChange(key, "unchanged", "terms unchanged", existing.id)
-        carried = (
-            await topup_grants_to_carry(client, event.customer, key, datetime.now(timezone.utc))
-            if existing.type == "metered" and body.get("type") == "metered"
-            else []
-        )
+        replaced, carried = await self._override(event, existing, body)
+        reason = "terms changed" + (f"; {carried} top-up grant(s) carried over" if carried else "")
+        return EntitlementChange(key, "overridden", reason, replaced.id)
+
+    async def _remove(self, event: BillingEvent, entitlement: Entitlement) -> EntitlementChange:
+        key, metadata = entitlement.feature_key, entitlement.metadata or {}
+        if not _managed(entitlement):
+            return EntitlementChange(
+                key, "skipped", "not managed by openmeter-billing", entitlement.id
+            )
+        if metadata.get(SOURCE_KEY) == "topup":
+            return EntitlementChange(key, "skipped", "holds bought top-ups", entitlement.id)
+        owner = metadata.get(SUBSCRIPTION_KEY)
+        if event.subscription_id is not None and owner not in (None, event.subscription_id):
+            return EntitlementChange(
+                key, "skipped", f"belongs to subscription {owner}", entitlement.id
+            )
+        if entitlement.type == "metered":
+            topups = await live_topup_grants(self._client, event.customer, key)
+            if topups:
+                interval = entitlement.to_dict().get("usagePeriod", {}).get("interval", "MONTH")
+                holder = topup_holder_body(key, str(interval))
+                replaced, carried = await self._override(event, entitlement, holder, topups)
+                reason = f"no longer granted; kept to hold {carried} top-up grant(s)"
+                return EntitlementChange(key, "overridden", reason, replaced.id)
+        await self._client.entitlements.delete(event.customer, entitlement.id)
+        return EntitlementChange(key, "deleted", "no longer granted", entitlement.id)
+
+    async def _override(
+        self,
+        event: BillingEvent,
+        existing: Entitlement,
+        body: dict[str, Any],
+        topups: list[LiveTopup] | None = None,
+    ) -> tuple[Entitlement, int]:
+        """Override ``existing`` with ``body``, carrying its top-up balance when both are metered.
+
+        Returns the new entitlement and how many top-up grants moved to it.
+        """
+        client, key = self._client, existing.feature_key
+        if topups is None:
+            both_metered = existing.type == "metered" and body.get("type") == "metered"
+            topups = await live_topup_grants(client, event.customer, key) if both_metered else []
         replaced = await client.entitlements.override(event.customer, existing.id, body)
-        await recreate_grants(client, event.customer, key, carried)
-        return EntitlementChange(key, "overridden", "terms changed", replaced.id)
+        # The new entitlement's creation time is the server's "now" (this machine may differ).
+        carried = await carry_topup_grants(client, event.customer, key, topups, replaced.created_at)
+        return replaced, carried
 
     async def _audit(self, event: BillingEvent, result: ApplyResult) -> None:
         data: dict[str, Any] = {
@@ -268,6 +291,8 @@ class AsyncBilling:
             "previous_plan": event.previous_plan,
             "addons": dict(event.addons),
             "subscription_id": event.subscription_id,
+            "subscription_status": event.status,
+            "customer_scope": event.customer_scope,
             "status": result.status,
             "reason": result.reason,
             "changes": [c.__dict__ for c in result.changes],
@@ -288,6 +313,14 @@ def _managed(entitlement: Entitlement) -> bool:
     return (entitlement.metadata or {}).get(MANAGED_KEY) == "true"
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _ended_key(event: BillingEvent) -> str:
+    return f"billing-ended:{event.provider}:{event.subscription_id}"
+
+
 def _newest_applied(
     entitlements: list[Entitlement], subscription_id: str | None
 ) -> datetime | None:
@@ -304,8 +337,10 @@ def _newest_applied(
 
 
 def _ends_later(event: BillingEvent) -> bool:
+    # Compared with the event's own time, not this machine's clock: the provider decided at
+    # `occurred_at` that access runs to `current_period_end`, and its expiry event ends it.
     end = event.current_period_end
-    return event.cancel_at_period_end and end is not None and end > datetime.now(timezone.utc)
+    return event.cancel_at_period_end and end is not None and end > event.occurred_at
 
 
 def _terms(body: Mapping[str, Any]) -> dict[str, Any]:

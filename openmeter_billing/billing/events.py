@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, cast
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-__all__ = ["BillingEvent", "BillingEventType"]
+__all__ = ["ApplyResult", "BillingEvent", "BillingEventType", "EntitlementChange"]
 
 BillingEventType: TypeAlias = Literal[
     "subscription.created",
@@ -83,3 +84,70 @@ class BillingEvent(BaseModel):
     def audit_event_id(self) -> str:
         """A stable CloudEvents id, so OpenMeter drops repeated audit events."""
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"openmeter-billing:{self.idempotency_key}"))
+
+
+Action = Literal["created", "overridden", "deleted", "unchanged", "skipped"]
+
+
+@dataclass(frozen=True)
+class EntitlementChange:
+    """One feature's outcome: what happened to its entitlement and why."""
+
+    feature_key: str
+    action: Action
+    reason: str
+    entitlement_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What `AsyncBilling.apply_event` did.
+
+    ``status``: ``applied`` (entitlements reconciled), ``audited`` (nothing to change for this
+    type or mode), ``scheduled`` (a cancellation that takes effect at period end), ``stale`` (an
+    older event than one already applied; skipped) or ``duplicate`` (this event was applied
+    before; the stored result is returned).
+    """
+
+    status: Literal["applied", "audited", "scheduled", "stale", "duplicate"]
+    reason: str
+    changes: tuple[EntitlementChange, ...] = field(default_factory=tuple)
+
+    def _of(self, action: Action) -> list[str]:
+        return [c.feature_key for c in self.changes if c.action == action]
+
+    @property
+    def created(self) -> list[str]:
+        """Feature keys whose entitlement was created."""
+        return self._of("created")
+
+    @property
+    def overridden(self) -> list[str]:
+        """Feature keys whose entitlement got new terms."""
+        return self._of("overridden")
+
+    @property
+    def deleted(self) -> list[str]:
+        """Feature keys whose entitlement was removed."""
+        return self._of("deleted")
+
+    @property
+    def skipped(self) -> list[str]:
+        """Feature keys left alone (for example an entitlement this library does not manage)."""
+        return self._of("skipped")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (stored in the ledger)."""
+        return {
+            "status": self.status,
+            "reason": self.reason,
+            "changes": [c.__dict__ for c in self.changes],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], status: str | None = None) -> ApplyResult:
+        """Rebuild a stored result."""
+        changes = tuple(EntitlementChange(**c) for c in data.get("changes", []))
+        return cls(
+            status=cast(Any, status or data["status"]), reason=str(data["reason"]), changes=changes
+        )

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._exceptions import InvalidInputError, NotFoundError
+from .._exceptions import ConflictError, InvalidInputError, NotFoundError
 from ..catalog.compile_openmeter import (
-    MANAGED_KEY,
+    IDEMPOTENCY_KEY,
     compile_openmeter_topup_grant,
     topup_feature_key,
 )
+from ..catalog.dsl import Catalog
 from ..identity import CustomerRef
 from ..types.grants import EntitlementGrant
-from ._grants import find_grant_by_idempotency_key
+from ._grants import find_grant_by_idempotency_key, topup_holder_body
 from ._ledger_run import run_once
 
 if TYPE_CHECKING:
     from .._client import OpenMeterBilling
 
 __all__ = ["AsyncTopups", "TopupResult"]
-
-#: ``"openmeter_billing.source": "topup"`` marks an entitlement created only to hold top-ups.
-SOURCE_KEY = "openmeter_billing.source"
 
 
 @dataclass(frozen=True)
@@ -65,19 +64,35 @@ class AsyncTopups:
     ) -> TopupResult:
         """Grant a bought top-up (for example ``"token_pack_1m"``) to a customer.
 
-        The idempotency key (for example ``"checkout:cs_123"``) is stored in the grant's metadata;
-        a replay returns the existing grant with ``created=False``. With a ledger configured the
-        claim is taken there first, so concurrent deliveries cannot both create a grant; after a
-        crash the metadata lookup over every page decides. ``idempotency="none"`` skips the
-        lookup (your own ledger guards it). When the customer has no entitlement for the feature
-        yet, a metered one is created to hold the grant. An audit event
-        ``openmeter-billing.topup.applied`` with a stable id is ingested.
+        The idempotency key (for example ``"checkout:cs_123"``) is stored in the grant's metadata.
+        With ``idempotency="metadata"`` (the default) every page of the entitlement's grants is
+        searched for it first, and a replay returns the existing grant with ``created=False``;
+        with a ledger on the client the key is also claimed there, so concurrent deliveries
+        cannot both create a grant. ``idempotency="none"`` turns both guards off (your own
+        ledger guards the call). When the customer has no entitlement for the feature yet, a
+        metered one is created to hold the grant, unless the top-up is limited to
+        ``compatible_plans``. An audit event ``openmeter-billing.topup.applied`` with an id
+        derived from the key is ingested on every call, so OpenMeter keeps one.
+
+        Args:
+            effective_at: When the balance becomes usable; defaults to this machine's now.
+
+        Raises:
+            InvalidInputError: empty key, unknown top-up, bad metadata or ``idempotency``, or
+                a top-up for specific plans and a customer without the feature.
+            OperationInProgressError: another delivery holds the ledger claim; retry shortly.
         """
         if not idempotency_key:
             raise InvalidInputError(
                 "idempotency_key is required",
                 field="idempotency_key",
                 hint="use the provider's payment or checkout id, e.g. 'checkout:cs_123'",
+            )
+        if idempotency not in ("metadata", "none"):
+            raise InvalidInputError(
+                f"must be 'metadata' or 'none', got {idempotency!r}",
+                field="idempotency",
+                hint="keep the default 'metadata' unless your own ledger guards this call",
             )
         catalog = self._client.catalog.definition
         feature_key = topup_feature_key(catalog, topup)
@@ -91,79 +106,92 @@ class AsyncTopups:
             metadata=metadata,
         )
 
-        async def work(recovered: bool) -> dict[str, Any]:
-            result = await self._grant_once(
-                customer,
-                feature_key,
-                body,
-                idempotency_key,
-                check=idempotency == "metadata" or recovered,
-            )
-            return {"grant": result.grant.to_dict(), "created": result.created}
+        async def work(_recovered: bool) -> dict[str, Any]:
+            check = idempotency == "metadata"
+            grant, created = await self._grant_once(customer, topup, feature_key, body, check)
+            return {"grant": grant.to_dict(), "created": created}
 
-        outcome = await run_once(self._client.ledger, f"topup:{idempotency_key}", work)
+        guard = self._client.ledger if idempotency == "metadata" else None
+        outcome = await run_once(guard, f"topup:{idempotency_key}", work)
         grant = EntitlementGrant.model_validate(outcome.result["grant"])
         created = bool(outcome.result["created"]) and outcome.fresh
-        await self._audit(customer, topup, feature_key, grant, created, idempotency_key, provider)
-        return TopupResult(grant, created, feature_key, idempotency_key)
+        result = TopupResult(grant, created, feature_key, idempotency_key)
+        await self._audit(customer, topup, result, provider, payment_id)
+        return result
 
     async def _grant_once(
         self,
         customer: CustomerRef,
+        topup: str,
         feature_key: str,
         body: dict[str, Any],
-        idempotency_key: str,
-        *,
         check: bool,
-    ) -> TopupResult:
+    ) -> tuple[EntitlementGrant, bool]:
         if check:
             try:
                 existing = await find_grant_by_idempotency_key(
-                    self._client, customer, feature_key, idempotency_key
+                    self._client, customer, feature_key, body["metadata"][IDEMPOTENCY_KEY]
                 )
-            except NotFoundError:
+            except NotFoundError:  # no entitlement yet, so no grant either
                 existing = None
             if existing is not None:
-                return TopupResult(existing, False, feature_key, idempotency_key)
-        await self._ensure_entitlement(customer, feature_key)
+                return existing, False
+        await self._ensure_entitlement(customer, topup, feature_key)
         grant = await self._client.entitlements.grants.create(customer, feature_key, body)
-        return TopupResult(grant, True, feature_key, idempotency_key)
+        return grant, True
 
-    async def _ensure_entitlement(self, customer: CustomerRef, feature_key: str) -> None:
+    async def _ensure_entitlement(
+        self, customer: CustomerRef, topup: str, feature_key: str
+    ) -> None:
         try:
             await self._client.entitlements.get(customer, feature_key)
+            return
         except NotFoundError:
-            await self._client.entitlements.create(
-                customer,
-                {
-                    "type": "metered",
-                    "featureKey": feature_key,
-                    "usagePeriod": {"interval": "MONTH"},
-                    "metadata": {MANAGED_KEY: "true", SOURCE_KEY: "topup"},
-                },
+            pass
+        plans = _compatible_plans(self._client.catalog.definition, topup)
+        if plans is not None:
+            raise InvalidInputError(
+                f"customer {customer!r} has no {feature_key!r} entitlement, and top-up "
+                f"{topup!r} is only sold with plans {', '.join(plans)}",
+                field="customer",
+                hint="apply the customer's subscription first (client.billing.apply_event)",
             )
+        # A 409 means another request created it meanwhile: one active entitlement is enough.
+        with contextlib.suppress(ConflictError):
+            await self._client.entitlements.create(customer, topup_holder_body(feature_key))
 
     async def _audit(
         self,
         customer: CustomerRef,
         topup: str,
-        feature_key: str,
-        grant: EntitlementGrant,
-        created: bool,
-        idempotency_key: str,
+        result: TopupResult,
         provider: str | None,
+        payment_id: str | None,
     ) -> None:
         data: dict[str, Any] = {
             "topup": topup,
-            "feature": feature_key,
-            "grant_id": grant.id,
-            "amount": grant.amount,
-            "created": created,
-            "idempotency_key": idempotency_key,
+            "feature": result.feature_key,
+            "grant_id": result.grant.id,
+            "amount": result.grant.amount,
+            "created": result.created,
+            "idempotency_key": result.idempotency_key,
         }
         if provider:
             data["provider"] = provider
-        event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"openmeter-billing:topup:{idempotency_key}")
+        if payment_id:
+            data["payment_id"] = payment_id
+        name = f"openmeter-billing:topup:{result.idempotency_key}"
         await self._client.events.ingest(
-            type="openmeter-billing.topup.applied", customer=customer, data=data, id=str(event_id)
+            type="openmeter-billing.topup.applied",
+            customer=customer,
+            data=data,
+            id=str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
         )
+
+
+def _compatible_plans(catalog: Catalog, topup: str) -> tuple[str, ...] | None:
+    """The plans a top-up is limited to (None: any customer may buy it)."""
+    for name, item in catalog.topups.items():
+        if topup in (name, item.key):
+            return item.compatible_plans or None
+    return None

@@ -22,6 +22,8 @@ from openmeter_billing import (
     UserResolver,
     _sync,
 )
+from openmeter_billing.billing.engine import AsyncBilling
+from openmeter_billing.billing.topups import AsyncTopups
 from openmeter_billing.billing.usage import AsyncUsage
 from openmeter_billing.catalog._client_api import AsyncCatalogAPI
 from openmeter_billing.resources import (
@@ -43,6 +45,8 @@ PAIRS = [
     (AsyncMeters, _sync.SyncMeters),
     (AsyncPortal, _sync.SyncPortal),
     (AsyncUsage, _sync.SyncUsage),
+    (AsyncBilling, _sync.SyncBilling),
+    (AsyncTopups, _sync.SyncTopups),
     (AsyncCatalogAPI, _sync.SyncCatalogAPI),
 ]
 
