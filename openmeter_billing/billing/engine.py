@@ -112,6 +112,9 @@ class AsyncBilling:
         Raises:
             OperationInProgressError: another delivery of this event holds the ledger claim;
                 answer the webhook with a retryable status.
+            NotFoundError: the customer does not exist in OpenMeter (sync it first).
+            InvalidInputError: not a `BillingEvent`, an unknown plan or add-on, or a mapper
+                body that is not a valid entitlement.
         """
         if not isinstance(event, BillingEvent):
             raise InvalidInputError(
@@ -145,8 +148,9 @@ class AsyncBilling:
         if stale is not None:
             return ApplyResult("stale", stale)
         if event.type == "subscription.canceled" and _ends_later(event):
-            end = cast(datetime, event.current_period_end).isoformat()
-            return ApplyResult("scheduled", f"canceled at period end; access continues to {end}")
+            end = event.current_period_end
+            until = end.isoformat() if end else "the provider's expiry event"
+            return ApplyResult("scheduled", f"canceled at period end; access continues to {until}")
         targets = await self._targets(event) if event.type in GRANTING else []
         if targets is None:
             return ApplyResult("audited", f"{event.type} names no plan; entitlements kept")
@@ -324,23 +328,29 @@ def _ended_key(event: BillingEvent) -> str:
 def _newest_applied(
     entitlements: list[Entitlement], subscription_id: str | None
 ) -> datetime | None:
+    """The newest event stamp on the subscription's entitlements, deleted ones included."""
     if subscription_id is None:
         return None
-    stamps = [
-        datetime.fromisoformat(e.metadata[EVENT_AT_KEY])
-        for e in entitlements
-        if e.metadata
-        and e.metadata.get(SUBSCRIPTION_KEY) == subscription_id
-        and EVENT_AT_KEY in e.metadata
-    ]
+    stamps = []
+    for entitlement in entitlements:
+        metadata = entitlement.metadata or {}
+        if metadata.get(SUBSCRIPTION_KEY) == subscription_id and EVENT_AT_KEY in metadata:
+            try:
+                stamps.append(datetime.fromisoformat(metadata[EVENT_AT_KEY]))
+            except ValueError:  # edited by hand: ignore rather than fail every event
+                logger.warning("ignoring unreadable %s on %s", EVENT_AT_KEY, entitlement.id)
     return max(stamps, default=None)
 
 
 def _ends_later(event: BillingEvent) -> bool:
-    # Compared with the event's own time, not this machine's clock: the provider decided at
-    # `occurred_at` that access runs to `current_period_end`, and its expiry event ends it.
+    """Whether a cancellation waits for the period end (the provider's expiry event ends it).
+
+    Compared with the event's own time, not this machine's clock: the provider decided at
+    ``occurred_at`` that access runs to ``current_period_end``. Without a known end, waiting is
+    the safe side: the customer paid for the period and the expiry event will come.
+    """
     end = event.current_period_end
-    return event.cancel_at_period_end and end is not None and end > event.occurred_at
+    return event.cancel_at_period_end and (end is None or end > event.occurred_at)
 
 
 def _terms(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`BillingEvent`: what a payment provider told us, in one provider-neutral shape."""
+"""`BillingEvent`: what a payment provider told us, in one provider-neutral shape; `ApplyResult`:
+what applying it did."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self
 
 __all__ = ["ApplyResult", "BillingEvent", "BillingEventType", "EntitlementChange"]
 
@@ -74,6 +76,25 @@ class BillingEvent(BaseModel):
     current_period_end: AwareDatetime | None = None
     cancel_at_period_end: bool = False
     metadata: Mapping[str, str] = Field(default_factory=dict)
+
+    @field_validator("customer")
+    @classmethod
+    def _customer_given(cls, value: Any) -> Any:
+        # `Any` admits principals (User, Organization, ...); None or "" would only fail later,
+        # deep inside a request, so refuse them here.
+        if value is None or value == "":
+            raise ValueError("customer is required: an OpenMeter customer id, key or principal")
+        return value
+
+    @model_validator(mode="after")
+    def _period_in_order(self) -> Self:
+        start, end = self.current_period_start, self.current_period_end
+        if start is not None and end is not None and end < start:
+            raise ValueError(
+                f"current_period_end ({end.isoformat()}) is before current_period_start "
+                f"({start.isoformat()}); pass the provider's period bounds unchanged"
+            )
+        return self
 
     @property
     def idempotency_key(self) -> str:

@@ -127,16 +127,19 @@ class AsyncTopups:
         body: dict[str, Any],
         check: bool,
     ) -> tuple[EntitlementGrant, bool]:
+        listed = False  # a successful grant listing proves the entitlement exists
         if check:
             try:
                 existing = await find_grant_by_idempotency_key(
                     self._client, customer, feature_key, body["metadata"][IDEMPOTENCY_KEY]
                 )
+                listed = True
             except NotFoundError:  # no entitlement yet, so no grant either
                 existing = None
             if existing is not None:
                 return existing, False
-        await self._ensure_entitlement(customer, topup, feature_key)
+        if not listed:
+            await self._ensure_entitlement(customer, topup, feature_key)
         grant = await self._client.entitlements.grants.create(customer, feature_key, body)
         return grant, True
 

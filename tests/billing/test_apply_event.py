@@ -383,3 +383,30 @@ async def test_apply_event_rejects_a_plain_dict(om: OpenMeterBilling) -> None:
 
     with pytest.raises(InvalidInputError, match="expected a BillingEvent"):
         await om.billing.apply_event({"type": "subscription.active"})  # type: ignore[arg-type]
+
+
+async def test_cancel_at_period_end_without_a_known_end_waits_for_expiry(
+    om: OpenMeterBilling,
+) -> None:
+    await om.billing.apply_event(event("subscription.active", at=START))
+    result = await om.billing.apply_event(
+        event("subscription.canceled", at=T1, cancel_at_period_end=True, current_period_end=None)
+    )
+    assert result.status == "scheduled" and "expiry event" in result.reason
+    assert len(await active_entitlements(om)) == 3
+
+
+async def test_a_cancellation_reported_after_its_period_ended_revokes_now(
+    om: OpenMeterBilling,
+) -> None:
+    await om.billing.apply_event(event("subscription.active", at=START))
+    result = await om.billing.apply_event(
+        event(
+            "subscription.canceled",
+            at=T2,
+            cancel_at_period_end=True,
+            current_period_start=START - timedelta(days=30),
+            current_period_end=T1,
+        )
+    )
+    assert result.status == "applied" and len(result.deleted) == 3

@@ -214,3 +214,33 @@ async def test_a_failed_apply_releases_the_claim_and_the_retry_converges(
         retry = await om.billing.apply_event(delivery)
         assert retry.status == "applied"
         assert sorted(await active_entitlements(om)) == ["ai_tokens", "api_access", "support_tier"]
+
+
+async def test_a_crashed_apply_is_recovered_without_duplicate_entitlements(
+    make_ledger: Callable[..., Any], clock: Any
+) -> None:
+    local = LocalOpenMeter(start=START)
+    ledger = make_ledger(lease=30)
+    delivery = event("subscription.active", at=START, event_id="evt_crash")
+    async with client_on(local, ledger) as om:
+        await prepare(om)
+        # The crashed worker claimed the event and created one entitlement before dying.
+        await ledger.claim("billing:stripe:evt_crash")
+        first = await om.entitlements.create(
+            "acme",
+            {
+                "type": "boolean",
+                "featureKey": "api_access",
+                "metadata": {
+                    "openmeter_billing.managed": "true",
+                    "openmeter_billing.subscription": "sub_1",
+                },
+            },
+        )
+        clock.advance(31)
+        result = await om.billing.apply_event(delivery)
+    assert result.status == "applied"
+    assert sorted(result.created) == ["ai_tokens", "support_tier"]
+    assert len(local.snapshot()["entitlements"]) == 3
+    kept = next(c for c in result.changes if c.feature_key == "api_access")
+    assert kept.action == "unchanged" and kept.entitlement_id == first.id
