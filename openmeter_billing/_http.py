@@ -12,6 +12,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeAlias
 from urllib.parse import quote
 
@@ -166,6 +167,38 @@ def _clean_query(params: Query | None) -> _QueryPairs:
     return pairs
 
 
+class ServerClock:
+    """OpenMeter's time, from the ``Date`` header of its last response plus the time since.
+
+    Grants need an ``effectiveAt`` that is "now" by the server's clock: this machine's may be off,
+    and Local OpenMeter's is set by tests. Until a response arrives, this machine's clock is used.
+    """
+
+    def __init__(self) -> None:
+        self._header: str | None = None
+        self._seen: tuple[datetime, float] | None = None
+
+    def observe(self, header: str | None) -> None:
+        """Remember the time in a ``Date`` header (parsed only when it changed: once a second)."""
+        if header is None or header == self._header:
+            return
+        try:
+            parsed = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError):
+            return
+        if parsed.tzinfo is None:
+            return
+        self._header = header
+        self._seen = (parsed.astimezone(timezone.utc), time.monotonic())
+
+    def now(self) -> datetime:
+        """The server's current time, to about a second."""
+        if self._seen is None:
+            return datetime.now(timezone.utc)
+        seen, at = self._seen
+        return seen + timedelta(seconds=time.monotonic() - at)
+
+
 class HTTPCore:
     """Sends requests to OpenMeter with auth, retries and error mapping.
 
@@ -174,9 +207,15 @@ class HTTPCore:
         http_client: The pooled `httpx.AsyncClient` (shared by copies made with `with_options`).
     """
 
-    def __init__(self, options: HTTPOptions, http_client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        options: HTTPOptions,
+        http_client: httpx.AsyncClient,
+        server_clock: ServerClock | None = None,
+    ) -> None:
         self.options = options
         self.http_client = http_client
+        self.server_clock = server_clock or ServerClock()
         self._headers = self._build_headers(options)
 
     def __repr__(self) -> str:
@@ -205,7 +244,7 @@ class HTTPCore:
             changes["max_retries"] = max_retries
         if default_headers is not None:
             changes["default_headers"] = {**self.options.default_headers, **default_headers}
-        return HTTPCore(replace(self.options, **changes), self.http_client)
+        return HTTPCore(replace(self.options, **changes), self.http_client, self.server_clock)
 
     async def request(
         self,
@@ -309,6 +348,7 @@ class HTTPCore:
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
+        self.server_clock.observe(response.headers.get("date"))
         if response.is_success:
             await response.aread()
         return response

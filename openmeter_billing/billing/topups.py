@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConflictError, InvalidInputError, NotFoundError
@@ -75,7 +75,8 @@ class AsyncTopups:
         derived from the key is ingested on every call, so OpenMeter keeps one.
 
         Args:
-            effective_at: When the balance becomes usable; defaults to this machine's now.
+            effective_at: When the balance becomes usable; defaults to OpenMeter's now (read from
+                the ``Date`` header of its last response).
 
         Raises:
             InvalidInputError: empty key, unknown top-up, bad metadata or ``idempotency``, or
@@ -100,7 +101,7 @@ class AsyncTopups:
             catalog,
             topup,
             idempotency_key=idempotency_key,
-            effective_at=effective_at or datetime.now(timezone.utc),
+            effective_at=effective_at or self._client._http.server_clock.now(),
             payment_id=payment_id,
             provider=provider,
             metadata=metadata,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -164,7 +164,7 @@ class AsyncUsage:
             feature_key,
             {
                 "amount": amount,
-                "effectiveAt": datetime.now(timezone.utc),
+                "effectiveAt": self._client._http.server_clock.now(),
                 "priority": 1,
                 "metadata": {
                     "openmeter_billing.kind": REFUND_KIND,

@@ -7,6 +7,7 @@ the same routes the loopback server exposes.
 
 from __future__ import annotations
 
+import email.utils
 import hmac
 import itertools
 import json
@@ -155,7 +156,7 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
                 {"type": "about:blank", "title": "Internal Server Error", "status": 500},
                 content_type="application/problem+json",
             )
-        response = _to_response(request, reply, request_id)
+        response = _to_response(request, reply, request_id, self.clock.now())
         for observer in list(self._observers):
             observer(request, response)
         return response
@@ -187,8 +188,16 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
             raise Problem(401, "missing or invalid API token (send Authorization: Bearer <token>)")
 
 
-def _to_response(request: httpx.Request, reply: Reply, request_id: str) -> httpx.Response:
-    headers = {"x-request-id": request_id, **reply.headers}
+def _to_response(
+    request: httpx.Request, reply: Reply, request_id: str, now: datetime
+) -> httpx.Response:
+    # Like every Go net/http server, answer with a Date header: clients read the server's time
+    # from it (for grant effectiveAt), which here is the emulator's clock.
+    headers = {
+        "x-request-id": request_id,
+        "date": email.utils.format_datetime(now, usegmt=True),
+        **reply.headers,
+    }
     if reply.body is None:
         return httpx.Response(reply.status, headers=headers, request=request)
     headers["content-type"] = reply.content_type
