@@ -74,13 +74,11 @@ class _Story:
         clock: Clock | None,
         settle: Callable[[], Awaitable[None]],
     ) -> None:
-        self.client, self.names, self.out, self.clock, self.settle = (
-            client,
-            names,
-            out,
-            clock,
-            settle,
-        )
+        self.client = client
+        self.names = names
+        self.out = out
+        self.clock = clock
+        self.settle = settle
         self.step_no = 0
         self.org = Organization(id="acme", name="Acme Inc", slug="acme")
         self.user = User(id="ada", email="ada@example.com", name="Ada Lovelace")

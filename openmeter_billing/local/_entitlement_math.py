@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from openmeter_billing.local._state import EntitlementRecord, GrantRecord, State
-from openmeter_billing.local._time import Recurrence, ceil_minute
+from openmeter_billing.local._state import EntitlementRecord, GrantRecord, MeterRecord, State
+from openmeter_billing.local._time import ceil_minute
 from openmeter_billing.local.balance import (
     BalanceResult,
     GrantState,
@@ -25,21 +25,28 @@ __all__ = [
     "engine_inputs",
     "grant_state",
     "metered_state",
+    "omit_false_access",
     "period_of",
     "value_json",
 ]
 
 
-def metered_state(state: State, ent: EntitlementRecord) -> MeteredEntitlementState:
+def _meter_of(state: State, ent: EntitlementRecord) -> MeterRecord | None:
+    """The live meter behind the entitlement's feature (None once it was deleted)."""
+    return state.live_meter(state.features[ent.feature_id].meter_slug or "")
+
+
+def metered_state(
+    state: State, ent: EntitlementRecord, meter: MeterRecord | None = None
+) -> MeteredEntitlementState:
     """The engine's view of a metered entitlement (its meter decides the aggregation)."""
     assert ent.usage_period is not None
     assert ent.measure_usage_from is not None
-    feature = state.features[ent.feature_id]
-    meter = state.live_meter(feature.meter_slug or "")
+    meter = meter or _meter_of(state, ent)
     aggregation = meter.aggregation if meter is not None else "SUM"
     return MeteredEntitlementState(
         measure_usage_from=ent.measure_usage_from,
-        usage_period=Recurrence(ent.usage_period.anchor, ent.usage_period.parsed),
+        usage_period=ent.usage_period.recurrence(),
         resets=tuple(ent.resets),
         is_soft_limit=ent.is_soft_limit,
         preserve_overage_at_reset=ent.preserve_overage_at_reset,
@@ -59,7 +66,7 @@ def grant_state(g: GrantRecord) -> GrantState:
         deleted_at=g.deleted_at,
         min_rollover_amount=g.min_rollover_amount,
         max_rollover_amount=g.max_rollover_amount,
-        recurrence=(Recurrence(g.recurrence.anchor, g.recurrence.parsed) if g.recurrence else None),
+        recurrence=g.recurrence.recurrence() if g.recurrence else None,
     )
 
 
@@ -67,10 +74,9 @@ def _no_usage(_start: datetime, _end: datetime) -> float:
     return 0.0
 
 
-def _usage_fn(state: State, ent: EntitlementRecord) -> UsageFn:
+def _usage_fn(state: State, ent: EntitlementRecord, meter: MeterRecord | None) -> UsageFn:
     """Meter value over ``[from, to)`` for this customer's subjects and the feature's filters."""
     feature = state.features[ent.feature_id]
-    meter = state.live_meter(feature.meter_slug or "")
     if meter is None:  # the meter was deleted: no usage is measured any more
         return _no_usage
     customer = state.customers[ent.customer_id]
@@ -81,7 +87,8 @@ def engine_inputs(
     state: State, ent: EntitlementRecord
 ) -> tuple[MeteredEntitlementState, list[GrantState], UsageFn]:
     grants = [grant_state(g) for g in state.grants_of(ent.id)]
-    return metered_state(state, ent), grants, _usage_fn(state, ent)
+    meter = _meter_of(state, ent)
+    return metered_state(state, ent, meter), grants, _usage_fn(state, ent, meter)
 
 
 def period_of(state: State, ent: EntitlementRecord, at: datetime) -> tuple[datetime, datetime]:
@@ -89,13 +96,20 @@ def period_of(state: State, ent: EntitlementRecord, at: datetime) -> tuple[datet
     if ent.type == "metered":
         return current_usage_period(metered_state(state, ent), ceil_minute(at))
     assert ent.usage_period is not None
-    recurrence = Recurrence(ent.usage_period.anchor, ent.usage_period.parsed)
+    recurrence = ent.usage_period.recurrence()
     return recurrence.last_at_or_before(at), recurrence.next_after(at)
 
 
 def balance_of(state: State, ent: EntitlementRecord, at: datetime) -> BalanceResult:
     metered, grants, usage = engine_inputs(state, ent)
     return compute_balance(metered, grants, usage, at)
+
+
+def omit_false_access(doc: dict[str, Any]) -> dict[str, Any]:
+    """v2 value shape: the real server drops a false ``hasAccess`` (Go ``omitempty``)."""
+    if not doc.get("hasAccess"):
+        doc.pop("hasAccess", None)
+    return doc
 
 
 def value_json(

@@ -237,6 +237,10 @@ class Query:
             raise bad_request(f"{name}: {number} is outside {minimum}..{maximum}", field=name)
         return number
 
+    def descending(self) -> bool:
+        """``order=DESC`` (lists default to ascending)."""
+        return self.enum("order", ("ASC", "DESC")) == "DESC"
+
     def datetime(self, name: str) -> datetime | None:
         value = self.get(name)
         return None if value is None else parse_datetime(value, name)

@@ -100,7 +100,7 @@ def register(router: Router) -> None:
         q = ctx.query
         include_deleted = q.boolean("includeDeleted")
         order_by = q.enum("orderBy", ("id", "name", "createdAt")) or "id"
-        descending = (q.enum("order", ("ASC", "DESC")) or "ASC") == "DESC"
+        descending = q.descending()
         filters = {k: q.get(k) for k in ("key", "name", "primaryEmail", "subject")}
         items = [
             c

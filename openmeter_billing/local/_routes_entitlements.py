@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from openmeter_billing.local._entitlement_math import period_of, value_json
+from openmeter_billing.local._entitlement_math import omit_false_access, period_of, value_json
 from openmeter_billing.local._ids import is_ulid
 from openmeter_billing.local._inputs import KEY_PATTERN, ULID, Fields
 from openmeter_billing.local._problems import bad_request, conflict, not_found
@@ -21,7 +21,7 @@ from openmeter_billing.local._routes_customers import live_customer
 from openmeter_billing.local._routes_features import find_feature
 from openmeter_billing.local._routes_grants import build_grant, read_period
 from openmeter_billing.local._state import CustomerRecord, EntitlementRecord, State
-from openmeter_billing.local._time import Recurrence, interval_min_length, truncate_minute
+from openmeter_billing.local._time import interval_min_length, truncate_minute
 
 __all__ = ["entitlement_of", "register"]
 
@@ -132,8 +132,7 @@ def _fill_metered(ctx: Context, record: EntitlementRecord, body: Fields, meter: 
     if record.issue_amount and body.has("grants"):
         raise bad_request("issue and grants are mutually exclusive", field="grants")
     now = ctx.clock.now()
-    recurrence = Recurrence(record.usage_period.anchor, record.usage_period.parsed)
-    start = recurrence.last_at_or_before(now)
+    start = record.usage_period.recurrence().last_at_or_before(now)
     record.measure_usage_from = _measure_from(body, now, start)
 
 
@@ -246,7 +245,7 @@ def _store(
 def _sorted_page(ctx: Context, items: list[EntitlementRecord]) -> Reply:
     q = ctx.query
     order_by = q.enum("orderBy", ("createdAt", "updatedAt")) or "createdAt"
-    descending = (q.enum("order", ("ASC", "DESC")) or "ASC") == "DESC"
+    descending = q.descending()
     items.sort(
         key=(lambda e: e.id) if order_by == "createdAt" else (lambda e: (e.updated_at, e.id)),
         reverse=descending,
@@ -271,9 +270,7 @@ def _value(ctx: Context, *, v2: bool) -> Reply:
         find_feature(ctx.state, ref)  # an unknown feature is 404; a known one without access is 200
         ent = _active_for_feature(ctx.state, customer.id, ref, at)
     doc = value_json(ctx.state, ent, at, v2=v2)
-    if v2 and not doc["hasAccess"]:
-        del doc["hasAccess"]  # the real server omits false (Go omitempty)
-    return Reply(200, doc)
+    return Reply(200, omit_false_access(doc) if v2 else doc)
 
 
 def register(router: Router) -> None:
@@ -327,10 +324,9 @@ def register(router: Router) -> None:
         values = {}
         for ent in ctx.state.entitlements.values():
             if ent.customer_id == customer.id and ent.active_at(now):
-                doc = value_json(ctx.state, ent, now, v2=True)
-                if not doc["hasAccess"]:
-                    del doc["hasAccess"]
-                values[ent.feature_key] = doc
+                values[ent.feature_key] = omit_false_access(
+                    value_json(ctx.state, ent, now, v2=True)
+                )
         return Reply(200, {"entitlements": values})
 
     @router.route("GET", "/api/v2/entitlements")

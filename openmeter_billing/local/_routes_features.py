@@ -82,7 +82,7 @@ def _list(ctx: Context) -> Reply:
     include_archived = q.boolean("includeArchived")
     slugs = set(q.list("meterSlug"))
     order_by = q.enum("orderBy", ("id", "key", "name", "createdAt", "updatedAt")) or "id"
-    descending = (q.enum("order", ("ASC", "DESC")) or "ASC") == "DESC"
+    descending = q.descending()
     items = [
         f
         for f in ctx.state.features.values()

@@ -12,23 +12,21 @@ from datetime import datetime
 from typing import Any
 
 from openmeter_billing._exceptions import InvalidInputError
-from openmeter_billing.local._entitlement_math import engine_inputs, metered_state
+from openmeter_billing.local._entitlement_math import engine_inputs, metered_state, period_of
 from openmeter_billing.local._inputs import Fields, parse_time_zone
 from openmeter_billing.local._problems import bad_request, not_found
 from openmeter_billing.local._render import grant_json, iso, page_of
 from openmeter_billing.local._router import Context, Reply, Router
 from openmeter_billing.local._state import EntitlementRecord, GrantRecord, PeriodInput, State
 from openmeter_billing.local._time import (
-    Recurrence,
     add_expiration,
-    ceil_minute,
     parse_interval,
     truncate_minute,
 )
 from openmeter_billing.local.balance import (
+    MeteredEntitlementState,
     ResetRecord,
     compute_history,
-    current_usage_period,
     period_start_for_grant_validation,
 )
 
@@ -54,6 +52,21 @@ def read_period(body: Fields, name: str, default_anchor: datetime) -> PeriodInpu
     return PeriodInput(interval=text, parsed=parsed, anchor=truncate_minute(anchor))
 
 
+def _require_in_period(
+    ctx: Context, ent: EntitlementRecord, at: datetime, field: str
+) -> MeteredEntitlementState:
+    """400 unless ``at`` is in the current usage period (grants, voids and resets); returns the
+    engine state it was checked against."""
+    metered = metered_state(ctx.state, ent)
+    earliest = period_start_for_grant_validation(metered, ctx.clock.now())
+    if at < earliest:
+        raise bad_request(
+            f"{field}: {iso(at)} is before the current usage period started ({iso(earliest)})",
+            field=field,
+        )
+    return metered
+
+
 def build_grant(ctx: Context, ent: EntitlementRecord, body: Fields) -> GrantRecord:
     """Validate a ``EntitlementGrantCreateInputV2`` for ``ent`` and return the new record."""
     if ent.type != "metered":
@@ -66,13 +79,7 @@ def build_grant(ctx: Context, ent: EntitlementRecord, body: Fields) -> GrantReco
     priority = body.integer("priority", minimum=1, maximum=255)
     effective_at = truncate_minute(body.datetime("effectiveAt", required=True))  # type: ignore[arg-type]
     now = ctx.clock.now()
-    earliest = period_start_for_grant_validation(metered_state(ctx.state, ent), now)
-    if effective_at < earliest:
-        raise bad_request(
-            f"{body.path('effectiveAt')}: {iso(effective_at)} is before the current usage period "
-            f"started ({iso(earliest)})",
-            field=body.path("effectiveAt"),
-        )
+    _require_in_period(ctx, ent, effective_at, body.path("effectiveAt"))
     expiration = body.obj("expiration")
     expires_at = None
     expiration_doc = None
@@ -109,7 +116,7 @@ def build_grant(ctx: Context, ent: EntitlementRecord, body: Fields) -> GrantReco
 def render_grant(g: GrantRecord, now: datetime) -> dict[str, Any]:
     upcoming = None
     if g.recurrence is not None:
-        upcoming = Recurrence(g.recurrence.anchor, g.recurrence.parsed).next_after(now)
+        upcoming = g.recurrence.recurrence().next_after(now)
     return grant_json(g, upcoming)
 
 
@@ -126,7 +133,7 @@ def _listed(ctx: Context, grants: list[GrantRecord]) -> Reply:
     q = ctx.query
     include_deleted = q.boolean("includeDeleted")
     order_by = q.enum("orderBy", ("id", "createdAt", "updatedAt"))
-    descending = (q.enum("order", ("ASC", "DESC")) or "ASC") == "DESC"
+    descending = q.descending()
     items = [g for g in grants if include_deleted or g.deleted_at is None]
     items.sort(key=_grant_sort(order_by), reverse=descending)
     now = ctx.clock.now()
@@ -143,13 +150,7 @@ def _void(ctx: Context) -> Reply:
         raise bad_request(f"at: {iso(at)} is in the future", field="at")
     if grant.voided_at is not None:
         raise bad_request(f"grant {grant.id} is already voided", field="grantId")
-    ent = ctx.state.entitlements[grant.entitlement_id]
-    earliest = period_start_for_grant_validation(metered_state(ctx.state, ent), now)
-    if at < earliest:
-        raise bad_request(
-            f"at: {iso(at)} is before the current usage period started ({iso(earliest)})",
-            field="at",
-        )
+    _require_in_period(ctx, ctx.state.entitlements[grant.entitlement_id], at, "at")
     grant.voided_at = at
     grant.updated_at = now
     return Reply(204)
@@ -163,13 +164,7 @@ def _reset(ctx: Context, ent: EntitlementRecord) -> Reply:
     at = truncate_minute(body.datetime("effectiveAt") or now)
     if at > now:
         raise bad_request(f"effectiveAt: {iso(at)} is in the future", field="effectiveAt")
-    metered = metered_state(ctx.state, ent)
-    earliest = period_start_for_grant_validation(metered, now)
-    if at < earliest:
-        raise bad_request(
-            f"effectiveAt: {iso(at)} is before the current usage period started ({iso(earliest)})",
-            field="effectiveAt",
-        )
+    metered = _require_in_period(ctx, ent, at, "effectiveAt")
     if ent.resets and ent.resets[-1].at == at:
         raise bad_request(
             f"effectiveAt: the entitlement was already reset at {iso(at)}", field="effectiveAt"
@@ -200,7 +195,7 @@ def _history(ctx: Context, ent: EntitlementRecord) -> Reply:
     now = ctx.clock.now()
     start = q.datetime("from")
     if start is None:
-        start = current_usage_period(metered, ceil_minute(now))[0]
+        start = period_of(ctx.state, ent, now)[0]
     try:
         result = compute_history(
             metered,

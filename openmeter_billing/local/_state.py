@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from openmeter_billing.local._meters import EventRecord, MeterIndex
-from openmeter_billing.local._time import Interval
+from openmeter_billing.local._time import Interval, Recurrence
 
 __all__ = [
     "CustomerRecord",
@@ -88,6 +88,10 @@ class PeriodInput:
     interval: str
     parsed: Interval
     anchor: datetime
+
+    def recurrence(self) -> Recurrence:
+        """The boundaries ``anchor + n x interval`` this period describes."""
+        return Recurrence(self.anchor, self.parsed)
 
 
 @dataclass
