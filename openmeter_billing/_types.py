@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable
-from typing import Final, Literal, TypeAlias, TypeVar
+from typing import Final, Literal, TypeAlias, TypeVar, cast
 
 import httpx
 from typing_extensions import override
 
-__all__ = ["NOT_GIVEN", "MaybeAwaitable", "NotGiven", "TimeoutTypes"]
+__all__ = ["NOT_GIVEN", "MaybeAwaitable", "NotGiven", "TimeoutTypes", "maybe_await"]
 
 T = TypeVar("T")
 
@@ -41,3 +42,10 @@ NOT_GIVEN: Final = NotGiven()
 
 TimeoutTypes: TypeAlias = float | httpx.Timeout | None
 MaybeAwaitable: TypeAlias = T | Awaitable[T]
+
+
+async def maybe_await(value: MaybeAwaitable[T]) -> T:
+    """The value of a user callback that may be sync or async (resolvers, mappers, hooks)."""
+    if inspect.isawaitable(value):
+        return await cast(Awaitable[T], value)
+    return value

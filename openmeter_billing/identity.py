@@ -15,7 +15,6 @@ Every callable may be sync or async.
 
 from __future__ import annotations
 
-import inspect
 import string
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -26,12 +25,11 @@ from typing import (
     Protocol,
     TypeAlias,
     TypeVar,
-    cast,
     runtime_checkable,
 )
 
 from ._exceptions import IdentityResolutionError
-from ._types import MaybeAwaitable
+from ._types import MaybeAwaitable, maybe_await
 from .types.customers import AddressInput, CustomerCreate, CustomerUsageAttributionInput
 
 __all__ = [
@@ -134,12 +132,6 @@ class ResolvedCustomer:
         )
 
 
-async def _maybe_await(value: MaybeAwaitable[T]) -> T:
-    if inspect.isawaitable(value):
-        return await cast(Awaitable[T], value)
-    return value
-
-
 class _AttributeView(Mapping[str, Any]):
     """Lets ``"user:{id}"`` read attributes (or mapping keys) of any principal."""
 
@@ -234,7 +226,7 @@ class CustomerResolver(Generic[P]):
         defaults = await self._default_profile(principal)
         profile = defaults
         if self._profile is not None:
-            returned = await _maybe_await(self._profile(principal, defaults))
+            returned = await maybe_await(self._profile(principal, defaults))
             profile = _merge_profile(defaults, returned)
         return ResolvedCustomer(scope=self.scope, key=key, subject=subject, profile=profile)
 
@@ -244,7 +236,7 @@ class CustomerResolver(Generic[P]):
             if isinstance(spec, str):
                 value = string.Formatter().vformat(spec, (), _AttributeView(principal))
             else:
-                value = await _maybe_await(spec(principal))
+                value = await maybe_await(spec(principal))
         except KeyError as exc:
             raise IdentityResolutionError(
                 f"the {self.scope} resolver's {what} template {spec!r} reads attribute {exc} that "
@@ -258,17 +250,17 @@ class CustomerResolver(Generic[P]):
         return value
 
     async def _default_profile(self, principal: P) -> CustomerProfile:
-        name = await _maybe_await(self._name(principal)) if self._name else None
+        name = await maybe_await(self._name(principal)) if self._name else None
         name = name or _attr(principal, "name") or _attr(principal, "email")
         name = name or _attr(principal, "slug") or str(_attr(principal, "id") or "")
         currency = self._currency
         if callable(currency):
-            currency = await _maybe_await(currency(principal))
+            currency = await maybe_await(currency(principal))
         metadata = self._base_metadata(principal)
         if self._metadata is not None:
             extra = self._metadata
             if callable(extra):
-                extra = await _maybe_await(extra(principal))
+                extra = await maybe_await(extra(principal))
             metadata.update(extra)
         email = _attr(principal, "email")
         return CustomerProfile(
@@ -430,9 +422,9 @@ class InMemoryCustomerIdStore:
 
 async def store_get(store: CustomerIdStore, key: str) -> str | None:
     """Call ``store.get`` whether it is sync or async."""
-    return await _maybe_await(store.get(key))
+    return await maybe_await(store.get(key))
 
 
 async def store_set(store: CustomerIdStore, key: str, customer_id: str, principal: object) -> None:
     """Call ``store.set`` whether it is sync or async."""
-    await _maybe_await(store.set(key, customer_id, principal))
+    await maybe_await(store.set(key, customer_id, principal))

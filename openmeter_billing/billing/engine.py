@@ -7,15 +7,14 @@ overridden or deleted; anything else is left alone and reported as skipped.
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .._exceptions import InvalidInputError
-from .._types import MaybeAwaitable
+from .._types import MaybeAwaitable, maybe_await
 from ..catalog.compile_openmeter import (
     ADDONS_KEY,
     MANAGED_KEY,
@@ -188,7 +187,7 @@ class AsyncBilling:
         """Create bodies for what ``event`` grants; None when it says nothing about that."""
         mapper = self.options.map_plan_to_entitlements
         if mapper is not None:
-            bodies = await _maybe_await(mapper(event))
+            bodies = await maybe_await(mapper(event))
         elif event.plan is None:
             bodies = None  # for example invoice.paid without a plan: nothing to reconcile
         else:
@@ -369,12 +368,6 @@ def _terms(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
-
-
 async def _call(hook: Hook | None, *args: Any) -> None:
     if hook is not None:
-        result = hook(*args)
-        if inspect.isawaitable(result):
-            await cast(Awaitable[Any], result)
+        await maybe_await(hook(*args))

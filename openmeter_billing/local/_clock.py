@@ -11,18 +11,9 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from openmeter_billing._exceptions import InvalidInputError
+from openmeter_billing.local._time import require_aware
 
 __all__ = ["Clock"]
-
-
-def _require_aware(value: datetime, field: str) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInputError(
-            f"{value.isoformat()} has no time zone",
-            field=field,
-            hint="pass an aware datetime, for example datetime(2025, 1, 1, tzinfo=timezone.utc)",
-        )
-    return value.astimezone(timezone.utc)
 
 
 class Clock:
@@ -39,7 +30,7 @@ class Clock:
         # up to the next minute, so a read "now" includes events ingested "now" only when now is
         # not a whole minute; on a real server time has moved on by then, on a frozen clock not.
         initial = start or datetime.now(timezone.utc).replace(second=30, microsecond=0)
-        self._now = _require_aware(initial, "start")
+        self._now = require_aware(initial, "start")
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -67,7 +58,7 @@ class Clock:
 
         Going backwards is allowed for test setup, but state created "in the future" stays as it is.
         """
-        moved = _require_aware(when, "when")
+        moved = require_aware(when, "when")
         with self._lock:
             self._now = moved
             return self._now

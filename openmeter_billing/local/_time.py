@@ -17,7 +17,7 @@ import functools
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from openmeter_billing._exceptions import InvalidInputError
 
@@ -30,12 +30,24 @@ __all__ = [
     "interval_to_enum",
     "interval_to_iso",
     "parse_interval",
+    "require_aware",
     "truncate_minute",
 ]
 
 _MINUTE = timedelta(minutes=1)
 # A Gregorian year averages 365.2425 days; only used to guess how many steps to jump.
 _AVG_MONTH_SECONDS = 365.2425 / 12 * 86400
+
+
+def require_aware(value: datetime, field: str) -> datetime:
+    """``value`` in UTC; naive datetimes are refused (comparing them with UTC is meaningless)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInputError(
+            f"{value.isoformat()} has no time zone",
+            field=field,
+            hint="pass an aware datetime, for example datetime.now(timezone.utc)",
+        )
+    return value.astimezone(timezone.utc)
 
 
 def truncate_minute(t: datetime) -> datetime:

@@ -48,7 +48,7 @@ from openmeter_billing.local._balance_model import (
 )
 from openmeter_billing.local._burndown import Instant, RawSegment, burn_order, run
 from openmeter_billing.local._periods import UsagePeriods
-from openmeter_billing.local._time import ceil_minute, truncate_minute
+from openmeter_billing.local._time import ceil_minute, require_aware, truncate_minute
 from openmeter_billing.local._windows import windows_covering
 
 __all__ = [
@@ -94,16 +94,6 @@ class BalanceResult:
     has_access: bool
     current_period: tuple[datetime, datetime]
     last_reset: datetime
-
-
-def _require_aware(value: datetime, field: str) -> None:
-    """Reject naive datetimes: comparing them with the engine's UTC times would be meaningless."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInputError(
-            f"{value.isoformat()} has no time zone",
-            field=field,
-            hint="pass an aware datetime, for example datetime.now(timezone.utc)",
-        )
 
 
 def current_usage_period(ent: MeteredEntitlementState, at: datetime) -> tuple[datetime, datetime]:
@@ -162,7 +152,7 @@ def compute_balance(
     Example: a monthly entitlement with a 100 grant and 120 units used shows
     ``balance=0, usage=120, overage=20, has_access=False``.
     """
-    _require_aware(at, "at")
+    require_aware(at, "at")
     at = ceil_minute(at)
     period = current_usage_period(ent, at)
     if at < ent.measure_usage_from:
@@ -235,8 +225,8 @@ def _history_bounds(
     ent: MeteredEntitlementState, start: datetime, end: datetime
 ) -> tuple[datetime, datetime]:
     """Validate and minute-align the history range (``end`` rounds up, like a balance read)."""
-    _require_aware(start, "from")
-    _require_aware(end, "to")
+    require_aware(start, "from")
+    require_aware(end, "to")
     low, high = truncate_minute(start), ceil_minute(end)
     if low < ent.measure_usage_from:
         raise InvalidInputError(
