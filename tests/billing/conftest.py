@@ -1,4 +1,4 @@
-"""Ledger fixtures: a fake clock and the same tests run against memory, SQLite and PostgreSQL.
+"""Billing fixtures: Local OpenMeter with the test catalog, and ledgers (memory, SQLite, PostgreSQL).
 
 PostgreSQL tests read ``OPENMETER_BILLING_TEST_PG_DSN`` (``eval "$(bash .ci/postgres.sh)"`` starts a
 throwaway server and sets it). Without it, or without a reachable server, they skip, except under CI
@@ -16,13 +16,16 @@ from typing import Any
 
 import anyio
 import pytest
+from billing.test_billing_helpers import CATALOG, START, prepare
 
+from openmeter_billing import OpenMeterBilling
 from openmeter_billing.billing.ledger import (
     InMemoryLedger,
     PostgresLedger,
     SQLiteLedger,
     postgres_ledger_ddl,
 )
+from openmeter_billing.local import LocalOpenMeter
 
 PG_ENV = "OPENMETER_BILLING_TEST_PG_DSN"
 LEDGER_KINDS = [
@@ -31,6 +34,20 @@ LEDGER_KINDS = [
     pytest.param("postgres", marks=pytest.mark.postgres),  # one connection of its own
     pytest.param("postgres-pool", marks=pytest.mark.postgres),  # a pool, in transactions
 ]
+
+
+@pytest.fixture
+def local() -> LocalOpenMeter:
+    """Local OpenMeter for the billing runtime tests, at the helpers' START."""
+    return LocalOpenMeter(start=START)
+
+
+@pytest.fixture
+async def om(local: LocalOpenMeter) -> AsyncIterator[OpenMeterBilling]:
+    """A client on ``local`` with the test catalog pushed and an in-memory ledger."""
+    async with local.client(catalog=CATALOG, ledger=InMemoryLedger(), max_retries=0) as client:
+        await prepare(client)
+        yield client
 
 
 class FakeClock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,18 +13,6 @@ from openmeter_billing.billing.ledger import InMemoryLedger
 from openmeter_billing.local import LocalOpenMeter
 
 T1, T2, T3 = (START + timedelta(minutes=n) for n in (1, 2, 3))
-
-
-@pytest.fixture
-def local() -> LocalOpenMeter:
-    return LocalOpenMeter(start=START)
-
-
-@pytest.fixture
-async def om(local: LocalOpenMeter) -> AsyncIterator[OpenMeterBilling]:
-    async with local.client(catalog=CATALOG, ledger=InMemoryLedger(), max_retries=0) as client:
-        await prepare(client)
-        yield client
 
 
 def audit_events(local: LocalOpenMeter) -> list[dict[str, Any]]:

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from billing.test_billing_helpers import CATALOG, START, event, prepare
 
 from openmeter_billing import InvalidInputError, OpenMeterBilling
-from openmeter_billing.billing.ledger import InMemoryLedger
 from openmeter_billing.catalog import Price, TopUp
 from openmeter_billing.local import LocalOpenMeter
-
-
-@pytest.fixture
-def local() -> LocalOpenMeter:
-    return LocalOpenMeter(start=START)
-
-
-@pytest.fixture
-async def om(local: LocalOpenMeter) -> AsyncIterator[OpenMeterBilling]:
-    async with local.client(catalog=CATALOG, ledger=InMemoryLedger(), max_retries=0) as client:
-        await prepare(client)
-        yield client
 
 
 def grants_with_key(local: LocalOpenMeter, key: str) -> list[dict[str, Any]]:
