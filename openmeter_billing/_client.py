@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -23,6 +24,7 @@ from ._constants import (
 )
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
+from ._runtime import Runtime
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from .billing.engine import AsyncBilling, BillingOptions
 from .billing.ledger import Ledger
@@ -120,11 +122,13 @@ class OpenMeterBilling:
             default_headers=dict(default_headers or {}),
             allow_insecure_http=allow_insecure_http,
         )
-        self._owns_http_client = http_client is None
-        client = http_client or httpx.AsyncClient(
-            transport=transport, timeout=resolved_timeout, follow_redirects=False
+        self._owns_runtime = True
+        self._runtime = Runtime(
+            make_http_client=functools.partial(_new_pool, timeout=resolved_timeout),
+            user_client=http_client,
+            transport=transport,
         )
-        self._http = HTTPCore(options, client)
+        self._http = HTTPCore(options, self._runtime)
         self.identity = identity or Identity()
         self.customer_id_store = customer_id_store
         self.event_source = event_source
@@ -132,7 +136,6 @@ class OpenMeterBilling:
         self.providers: tuple[Any, ...] = tuple(providers)
         self.ledger = ledger
         self.billing_options = billing_options or BillingOptions()
-        self._closed = False
 
     def __repr__(self) -> str:
         auth = "api_key" if self._http.options.api_key else "none"
@@ -225,7 +228,7 @@ class OpenMeterBilling:
         clone._http = self._http.with_options(
             timeout=timeout, max_retries=max_retries, default_headers=default_headers
         )
-        clone._owns_http_client = False
+        clone._owns_runtime = False
         return clone
 
     async def request(
@@ -296,12 +299,17 @@ class OpenMeterBilling:
         return await self.identity.resolve_key(customer)
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless you passed your own ``http_client``)."""
-        if self._owns_http_client and not self._closed:
-            self._closed = True
-            await self._http.http_client.aclose()
+        """Drain background services (bounded) and close the connection pools.
+
+        Your own ``http_client`` is left open (you close it); a ``transport`` you passed is
+        closed. Copies made with `with_options` share this client's pools: closing a copy does
+        nothing. Closing twice is harmless.
+        """
+        if self._owns_runtime:
+            await self._runtime.aclose()
 
     async def __aenter__(self) -> Self:
+        self._runtime.ensure_started()
         return self
 
     async def __aexit__(
@@ -311,3 +319,10 @@ class OpenMeterBilling:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def _new_pool(
+    transport: httpx.AsyncBaseTransport | None, *, timeout: httpx.Timeout
+) -> httpx.AsyncClient:
+    """A connection pool for one event loop in one process (the runtime asks for each)."""
+    return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)

@@ -43,6 +43,7 @@ from ._exceptions import (
     UnprocessableEntityError,
     ValidationIssue,
 )
+from ._runtime import Runtime
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from ._version import __version__
 
@@ -204,17 +205,18 @@ class HTTPCore:
 
     Args:
         options: Connection settings.
-        http_client: The pooled `httpx.AsyncClient` (shared by copies made with `with_options`).
+        runtime: Hands out the connection pool of the running event loop and process (shared
+            by copies made with `with_options`).
     """
 
     def __init__(
         self,
         options: HTTPOptions,
-        http_client: httpx.AsyncClient,
+        runtime: Runtime,
         server_clock: ServerClock | None = None,
     ) -> None:
         self.options = options
-        self.http_client = http_client
+        self.runtime = runtime
         self.server_clock = server_clock or ServerClock()
         self._headers = self._build_headers(options)
 
@@ -244,7 +246,7 @@ class HTTPCore:
             changes["max_retries"] = max_retries
         if default_headers is not None:
             changes["default_headers"] = {**self.options.default_headers, **default_headers}
-        return HTTPCore(replace(self.options, **changes), self.http_client, self.server_clock)
+        return HTTPCore(replace(self.options, **changes), self.runtime, self.server_clock)
 
     async def request(
         self,
@@ -268,14 +270,15 @@ class HTTPCore:
                 (event ingest, whose events carry ids OpenMeter deduplicates on).
         """
         method = method.upper()
+        client = self.runtime.http_client()
         request = self._build_request(
-            method, path, params, json_body, content, content_type, headers, timeout
+            client, method, path, params, json_body, content, content_type, headers, timeout
         )
         safe = idempotent if idempotent is not None else method in IDEMPOTENT_METHODS
         retries = self.options.max_retries if max_retries is None else max_retries
         attempt = 0
         while True:
-            response = await self._send_once(request, attempt, retries, safe)
+            response = await self._send_once(client, request, attempt, retries, safe)
             if response is None:  # a retryable transport failure; _send_once slept already
                 attempt += 1
                 continue
@@ -293,6 +296,7 @@ class HTTPCore:
 
     def _build_request(
         self,
+        client: httpx.AsyncClient,
         method: str,
         path: str,
         params: Query | None,
@@ -314,7 +318,7 @@ class HTTPCore:
         url = self.options.base_url.copy_with(
             raw_path=self.options.base_url.raw_path.rstrip(b"/") + path.encode("ascii")
         )
-        return self.http_client.build_request(
+        return client.build_request(
             method,
             url,
             params=_clean_query(params),
@@ -324,12 +328,17 @@ class HTTPCore:
         )
 
     async def _send_once(
-        self, request: httpx.Request, attempt: int, retries: int, safe: bool
+        self,
+        client: httpx.AsyncClient,
+        request: httpx.Request,
+        attempt: int,
+        retries: int,
+        safe: bool,
     ) -> httpx.Response | None:
         """One attempt. Returns None after sleeping when a transport failure may be retried."""
         started = time.perf_counter()
         try:
-            response = await self.http_client.send(request, stream=True)
+            response = await client.send(request, stream=True)
         except httpx.TransportError as exc:
             # A connect failure means the request never left: safe to repeat for any method.
             never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))

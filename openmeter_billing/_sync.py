@@ -1,8 +1,8 @@
 """`SyncOpenMeterBilling`: the blocking facade for scripts, derived from the async client.
 
-One anyio blocking portal (an event loop in a background thread) lives as long as the facade.
+One event loop in a daemon thread (`LoopThread`) lives as long as the facade and its copies.
 Each sync method is one line, ``create = sync_method(AsyncCustomers.create)``: a typed descriptor
-that runs the async method in the portal. No business logic exists twice, and mypy sees the same
+that runs the async method on that loop. No business logic exists twice, and mypy sees the same
 signatures without ``await``.
 """
 
@@ -11,20 +11,19 @@ from __future__ import annotations
 import functools
 import inspect
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Concatenate, Generic, TypeVar, overload
 
 import httpx
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from typing_extensions import ParamSpec, Self
 
 from ._client import OpenMeterBilling
 from ._constants import DEFAULT_EVENT_SOURCE, DEFAULT_MAX_RETRIES
-from ._exceptions import ConfigurationError
 from ._http import Query
+from ._loop_thread import LoopThread
 from ._pagination import AsyncPage, AsyncPaginator
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from .billing.engine import AsyncBilling, BillingOptions
@@ -46,36 +45,21 @@ from .resources import (
 
 __all__ = ["SyncOpenMeterBilling", "SyncPage"]
 
+#: Seconds `close()` (and interpreter exit) waits for background work and the loop thread.
+SHUTDOWN_TIMEOUT = 5.0
+
 A = TypeVar("A")
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
 
 
-class _Runner:
-    """Runs coroutines in the facade's portal, with a clear error when misused."""
-
-    def __init__(self, portal: BlockingPortal) -> None:
-        self.portal = portal
-
-    def run(self, func: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return self.portal.call(func)
-        except RuntimeError as exc:
-            if "event loop thread" in str(exc):
-                raise ConfigurationError(
-                    "the sync client was called from its own event loop thread (for example from "
-                    "an async identity resolver); use the async OpenMeterBilling there"
-                ) from exc
-            raise
-
-
 class SyncResource(Generic[A]):
     """Base of the sync resources: holds the async resource and the runner."""
 
-    def __init__(self, async_resource: A, runner: _Runner) -> None:
+    def __init__(self, async_resource: A, runner: LoopThread) -> None:
         self._async = async_resource
-        self._runner = runner
+        self._loop = runner
 
 
 def _strip_self(func: Callable[..., Any]) -> inspect.Signature:
@@ -99,7 +83,7 @@ class sync_method(Generic[A, P, R]):
     def __get__(self, obj: SyncResource[A] | None, owner: type[Any]) -> Self | Callable[P, R]:
         if obj is None:
             return self
-        func, target, runner = self._func, obj._async, obj._runner
+        func, target, runner = self._func, obj._async, obj._loop
 
         @functools.wraps(func)
         def call(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -130,7 +114,7 @@ class sync_pages(Generic[A, P, T]):
     ) -> Self | Callable[P, SyncPage[T]]:
         if obj is None:
             return self
-        func, target, runner = self._func, obj._async, obj._runner
+        func, target, runner = self._func, obj._async, obj._loop
 
         @functools.wraps(func)
         def call(*args: P.args, **kwargs: P.kwargs) -> SyncPage[T]:
@@ -148,9 +132,9 @@ class sync_pages(Generic[A, P, T]):
 class SyncPage(Generic[T]):
     """One page of results; iterating it walks every item of this and all following pages."""
 
-    def __init__(self, page: AsyncPage[T], runner: _Runner) -> None:
+    def __init__(self, page: AsyncPage[T], runner: LoopThread) -> None:
         self._page = page
-        self._runner = runner
+        self._loop = runner
 
     def __repr__(self) -> str:
         return repr(self._page).replace("AsyncPage", "SyncPage")
@@ -176,7 +160,7 @@ class SyncPage(Generic[T]):
 
     def get_next_page(self) -> SyncPage[T]:
         """Fetch the following page."""
-        return SyncPage(self._runner.run(self._page.get_next_page), self._runner)
+        return SyncPage(self._loop.run(self._page.get_next_page), self._loop)
 
     def iter_pages(self) -> Iterator[SyncPage[T]]:
         """This page and every following one."""
@@ -242,7 +226,7 @@ class SyncEntitlements(SyncResource[AsyncEntitlements]):
     @cached_property
     def grants(self) -> SyncGrants:
         """Grants on metered entitlements."""
-        return SyncGrants(self._async.grants, self._runner)
+        return SyncGrants(self._async.grants, self._loop)
 
 
 class SyncFeatures(SyncResource[AsyncFeatures]):
@@ -332,10 +316,7 @@ class SyncOpenMeterBilling:
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
-        self._stack = ExitStack()
-        portal = self._stack.enter_context(start_blocking_portal())
-        self._runner = _Runner(portal)
-        self._owns_portal = True
+        self._loop = LoopThread()
         factory = functools.partial(
             OpenMeterBilling,
             api_key=api_key,
@@ -355,12 +336,19 @@ class SyncOpenMeterBilling:
             allow_insecure_http=allow_insecure_http,
         )
         try:
-            # Built inside the portal so loop-bound objects belong to the portal's loop.
-            self._async: OpenMeterBilling = portal.call(_build, factory)
+            # Built on the loop's thread so anything loop-bound belongs to that loop.
+            self._async: OpenMeterBilling = self._loop.run(functools.partial(_build, factory))
         except BaseException:
-            self._stack.close()
+            self._loop.stop(None, 1.0)
             raise
-        self._closed = False
+        self._owner = True
+        # Runs on garbage collection and at interpreter exit unless close() ran first. It holds
+        # the loop and the async client, never this facade, so copies keep working until the
+        # last of them is gone.
+        self._lifetime = _Lifetime()
+        self._finalizer = weakref.finalize(
+            self._lifetime, _close_unclosed, self._loop, self._async, SHUTDOWN_TIMEOUT
+        )
 
     def __repr__(self) -> str:
         return repr(self._async).replace("OpenMeterBilling", "SyncOpenMeterBilling", 1)
@@ -378,52 +366,52 @@ class SyncOpenMeterBilling:
     @cached_property
     def customers(self) -> SyncCustomers:
         """Customers: create, get, list, update, delete, access, upsert, sync."""
-        return SyncCustomers(self._async.customers, self._runner)
+        return SyncCustomers(self._async.customers, self._loop)
 
     @cached_property
     def events(self) -> SyncEvents:
         """Usage events: ingest, ingest_batch, list."""
-        return SyncEvents(self._async.events, self._runner)
+        return SyncEvents(self._async.events, self._loop)
 
     @cached_property
     def entitlements(self) -> SyncEntitlements:
         """Entitlements and ``entitlements.grants``."""
-        return SyncEntitlements(self._async.entitlements, self._runner)
+        return SyncEntitlements(self._async.entitlements, self._loop)
 
     @cached_property
     def features(self) -> SyncFeatures:
         """Features: create, get, list, delete."""
-        return SyncFeatures(self._async.features, self._runner)
+        return SyncFeatures(self._async.features, self._loop)
 
     @cached_property
     def meters(self) -> SyncMeters:
         """Meters: create, get, list, update, delete, query."""
-        return SyncMeters(self._async.meters, self._runner)
+        return SyncMeters(self._async.meters, self._loop)
 
     @cached_property
     def portal(self) -> SyncPortal:
         """Consumer portal tokens."""
-        return SyncPortal(self._async.portal, self._runner)
+        return SyncPortal(self._async.portal, self._loop)
 
     @cached_property
     def catalog(self) -> SyncCatalogAPI:
         """The billing catalog: ``definition`` and ``push(dry_run=...)``."""
-        return SyncCatalogAPI(self._async.catalog, self._runner)
+        return SyncCatalogAPI(self._async.catalog, self._loop)
 
     @cached_property
     def billing(self) -> SyncBilling:
         """Billing events to entitlements: ``apply_event``."""
-        return SyncBilling(self._async.billing, self._runner)
+        return SyncBilling(self._async.billing, self._loop)
 
     @cached_property
     def topups(self) -> SyncTopups:
         """Catalog top-ups as exactly-once grants: ``grant``."""
-        return SyncTopups(self._async.topups, self._runner)
+        return SyncTopups(self._async.topups, self._loop)
 
     @cached_property
     def usage(self) -> SyncUsage:
         """Usage helpers: has, balance, consume, refund."""
-        return SyncUsage(self._async.usage, self._runner)
+        return SyncUsage(self._async.usage, self._loop)
 
     def with_options(
         self,
@@ -434,10 +422,9 @@ class SyncOpenMeterBilling:
     ) -> SyncOpenMeterBilling:
         """A copy with per-call overrides sharing this facade's loop and connection pool."""
         clone = object.__new__(SyncOpenMeterBilling)
-        clone._stack = ExitStack()
-        clone._runner = self._runner
-        clone._owns_portal = False
-        clone._closed = False
+        clone._loop = self._loop
+        clone._owner = False
+        clone._lifetime = self._lifetime  # keeps the loop alive while the copy lives
         clone._async = self._async.with_options(
             timeout=timeout, max_retries=max_retries, default_headers=default_headers
         )
@@ -455,7 +442,7 @@ class SyncOpenMeterBilling:
         idempotent: bool | None = None,
     ) -> Any:
         """Blocking twin of `OpenMeterBilling.request`."""
-        return self._runner.run(
+        return self._loop.run(
             functools.partial(
                 self._async.request,
                 method,
@@ -469,15 +456,12 @@ class SyncOpenMeterBilling:
         )
 
     def close(self) -> None:
-        """Close the connection pool and stop the background event loop."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_portal:
-            try:
-                self._runner.run(self._async.aclose)
-            finally:
-                self._stack.close()
+        """Drain background work (bounded), close the connection pools, stop the loop thread.
+
+        Closing a copy made with `with_options` does nothing; closing twice is harmless.
+        """
+        if self._owner and self._finalizer.detach() is not None:
+            self._loop.stop(self._async.aclose, SHUTDOWN_TIMEOUT)
 
     def __enter__(self) -> Self:
         return self
@@ -490,14 +474,19 @@ class SyncOpenMeterBilling:
     ) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if getattr(self, "_owns_portal", False) and not getattr(self, "_closed", True):
-            warnings.warn(
-                "SyncOpenMeterBilling was not closed; use `with SyncOpenMeterBilling(...)` or "
-                "call close()",
-                ResourceWarning,
-                stacklevel=1,
-            )
+
+class _Lifetime:
+    """Shared by a facade and its copies; when the last is gone the loop is shut down."""
+
+
+def _close_unclosed(loop: LoopThread, client: OpenMeterBilling, timeout: float) -> None:
+    warnings.warn(
+        "SyncOpenMeterBilling was not closed; use `with SyncOpenMeterBilling(...)` or call "
+        "close() (closed now, at garbage collection or interpreter exit)",
+        ResourceWarning,
+        stacklevel=1,
+    )
+    loop.stop(client.aclose, timeout)
 
 
 async def _build(factory: Callable[[], OpenMeterBilling]) -> OpenMeterBilling:

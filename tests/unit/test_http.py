@@ -365,7 +365,7 @@ async def test_default_headers_and_with_options_share_the_pool(
     tuned = client.with_options(default_headers={"X-Trace": "abc"}, max_retries=0)
     await tuned.entitlements.value("acme", "ai_tokens")
     assert route.calls.last.request.headers["x-trace"] == "abc"
-    assert tuned._http.http_client is client._http.http_client
+    assert tuned._http.runtime is client._http.runtime
     assert tuned.max_retries == 0 and client.max_retries == 2
     assert tuned.entitlements is not client.entitlements
 
@@ -384,8 +384,8 @@ async def test_escape_hatch_request_uses_same_errors_and_parses_json(
 
 async def test_owned_http_client_is_closed_but_injected_one_is_not() -> None:
     async with OpenMeterBilling(base_url=BASE_URL) as owned:
-        pass
-    assert owned._http.http_client.is_closed
+        pool = owned._http.runtime.http_client()
+    assert pool.is_closed
     mine = httpx.AsyncClient()
     async with OpenMeterBilling(base_url=BASE_URL, http_client=mine):
         pass

@@ -184,10 +184,3 @@ def test_close_is_idempotent_and_repr_hides_the_key() -> None:
     assert repr(client).startswith("<SyncOpenMeterBilling")
     client.close()
     client.close()
-
-
-def test_unclosed_client_warns() -> None:
-    client = SyncOpenMeterBilling(api_key=API_KEY, base_url=BASE_URL)
-    with pytest.warns(ResourceWarning, match="not closed"):
-        client.__del__()
-    client.close()
