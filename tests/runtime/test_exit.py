@@ -71,8 +71,8 @@ def test_copy_outlives_its_collected_parent_and_closes_with_the_last_reference()
     del parent
     gc.collect()
     assert tuned.meters.list() == []  # the parent's loop is still serving its copy
-    del tuned
-    with pytest.warns(ResourceWarning, match="not closed"):
+    with pytest.warns(ResourceWarning, match="not closed"):  # noqa: PT031 - del collects it
+        del tuned
         gc.collect()
     loop_thread.join(5)
     assert not loop_thread.is_alive()
@@ -84,8 +84,8 @@ def test_collected_sync_client_stops_its_thread_and_closes_its_pool() -> None:
         client.meters.list()
         pool = client._loop.run(_current_pool(client.async_client))
         loop_thread = client._loop.thread
-        del client
-        with pytest.warns(ResourceWarning, match="not closed"):
+        with pytest.warns(ResourceWarning, match="not closed"):  # noqa: PT031 - del collects it
+            del client
             gc.collect()
         loop_thread.join(5)
         assert not loop_thread.is_alive()
