@@ -20,7 +20,15 @@ from .signatures import DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, raw_body
 __all__ = ["ProviderAdapter"]
 
 #: Metadata keys that carry your customer id, in the order they are tried.
-REFERENCE_KEYS = ("referenceId", "reference_id", "customerKey", "customer_key", "userId", "user_id")
+REFERENCE_KEYS = (
+    "referenceId",
+    "reference_id",
+    "customerKey",
+    "customer_key",
+    "organizationId",
+    "userId",
+    "user_id",
+)
 SCOPES = ("user", "organization", "team")
 
 
@@ -215,6 +223,10 @@ class MappingContext:
             "delivery_id": self.event.delivery_id,
         }
         notes.update({k: str(v) for k, v in fields.pop("notes", {}).items() if v is not None})
+        start, end = fields.get("current_period_start"), fields.get("current_period_end")
+        if start is not None and end is not None and end < start:
+            # An immediate end (Razorpay ended_at) can precede the period's start: keep the end.
+            fields["current_period_start"] = None
         return BillingEvent(
             type=type_,
             provider=self.provider,
