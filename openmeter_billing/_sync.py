@@ -34,6 +34,7 @@ from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, Identity
+from .providers.base import PaymentProvider
 from .resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -43,6 +44,7 @@ from .resources import (
     AsyncMeters,
     AsyncPortal,
 )
+from .webhooks import AsyncWebhooks, WebhookInbox
 
 __all__ = ["SyncOpenMeterBilling", "SyncPage"]
 
@@ -294,6 +296,19 @@ class SyncTopups(SyncResource[AsyncTopups]):
     grant = sync_method(AsyncTopups.grant)
 
 
+class SyncWebhooks(SyncResource[AsyncWebhooks]):
+    """Blocking twin of `AsyncWebhooks` (``wsgi_app`` runs on the facade's event loop)."""
+
+    handle = sync_method(AsyncWebhooks.handle)
+    replay = sync_method(AsyncWebhooks.replay)
+
+    def wsgi_app(self, *, provider: str | None = None) -> Any:
+        """A raw WSGI app: POST ``/<provider>`` (or any path with ``provider=``)."""
+        from .webhooks._apps import wsgi_app
+
+        return wsgi_app(self._async, provider, run=self._runner.run)
+
+
 class SyncCatalogAPI(SyncResource[AsyncCatalogAPI]):
     """Blocking twin of `AsyncCatalogAPI`."""
 
@@ -327,10 +342,11 @@ class SyncOpenMeterBilling:
         customer_id_store: CustomerIdStore | None = None,
         event_source: str = DEFAULT_EVENT_SOURCE,
         catalog: Catalog | None = None,
-        providers: Sequence[Any] = (),
+        providers: Sequence[PaymentProvider] = (),
         ledger: Ledger | None = None,
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
+        webhook_inbox: WebhookInbox | None = None,
     ) -> None:
         self._stack = ExitStack()
         portal = self._stack.enter_context(start_blocking_portal())
@@ -353,6 +369,7 @@ class SyncOpenMeterBilling:
             ledger=ledger,
             billing_options=billing_options,
             allow_insecure_http=allow_insecure_http,
+            webhook_inbox=webhook_inbox,
         )
         try:
             # Built inside the portal so loop-bound objects belong to the portal's loop.
@@ -424,6 +441,11 @@ class SyncOpenMeterBilling:
     def usage(self) -> SyncUsage:
         """Usage helpers: has, balance, consume, refund."""
         return SyncUsage(self._async.usage, self._runner)
+
+    @cached_property
+    def webhooks(self) -> SyncWebhooks:
+        """Payment-provider webhooks: ``handle``, ``replay``, ``wsgi_app``."""
+        return SyncWebhooks(self._async.webhooks, self._runner)
 
     def with_options(
         self,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from providers._deliveries import FIXTURES, NOW, adapter, sign
+from providers._deliveries import FIXTURES, adapter, sign
 
 from openmeter_billing.catalog import (
     AddOn,
