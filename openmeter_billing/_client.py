@@ -33,6 +33,7 @@ from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, CustomerRef, Identity
+from .providers.base import PaymentProvider
 from .resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -42,6 +43,7 @@ from .resources import (
     AsyncPortal,
 )
 from .resources._base import parse_model
+from .webhooks import AsyncWebhooks, WebhookInbox
 
 __all__ = ["OpenMeterBilling"]
 
@@ -65,7 +67,8 @@ class OpenMeterBilling:
         customer_id_store: Where `customers.sync` records OpenMeter's customer ids.
         event_source: The CloudEvents ``source`` of ingested events.
         catalog: The billing catalog (used by catalog and billing workflows).
-        providers: Payment-provider adapters.
+        providers: Payment-provider adapters (`openmeter_billing.providers`), one per name.
+        webhook_inbox: Records every webhook delivery so a failed one can be replayed.
         ledger: Exactly-once ledger for billing workflows (`openmeter_billing.billing.ledger`).
         billing_options: How billing events map to entitlements, and hooks.
         allow_insecure_http: Permit sending the API key over plain HTTP to a non-loopback host.
@@ -87,10 +90,11 @@ class OpenMeterBilling:
         customer_id_store: CustomerIdStore | None = None,
         event_source: str = DEFAULT_EVENT_SOURCE,
         catalog: Catalog | None = None,
-        providers: Sequence[Any] = (),
+        providers: Sequence[PaymentProvider] = (),
         ledger: Ledger | None = None,
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
+        webhook_inbox: WebhookInbox | None = None,
     ) -> None:
         if http_client is not None and transport is not None:
             raise ConfigurationError(
@@ -133,7 +137,8 @@ class OpenMeterBilling:
         self.customer_id_store = customer_id_store
         self.event_source = event_source
         self.catalog_definition = catalog
-        self.providers: tuple[Any, ...] = tuple(providers)
+        self.providers: dict[str, PaymentProvider] = _check_providers(providers)
+        self.webhook_inbox = webhook_inbox
         self.ledger = ledger
         self.billing_options = billing_options or BillingOptions()
 
@@ -205,6 +210,18 @@ class OpenMeterBilling:
     def usage(self) -> AsyncUsage:
         """Usage helpers: has, balance, consume, refund."""
         return AsyncUsage(self)
+
+    @cached_property
+    def webhooks(self) -> AsyncWebhooks:
+        """Payment-provider webhooks: ``handle``, ``replay``, ``asgi_app``, ``wsgi_app``."""
+        return AsyncWebhooks(
+            providers=self.providers,
+            billing=self.billing,
+            topups=self.topups,
+            catalog=self.catalog_definition,
+            ledger=self.ledger,
+            inbox=self.webhook_inbox,
+        )
 
     def with_options(
         self,
@@ -326,3 +343,24 @@ def _new_pool(
 ) -> httpx.AsyncClient:
     """A connection pool for one event loop in one process (the runtime asks for each)."""
     return httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=False)
+
+
+def _check_providers(providers: Sequence[PaymentProvider]) -> dict[str, PaymentProvider]:
+    """Providers by name; anything that is not one, or a second of one name, is refused."""
+    given: object = providers  # checked at run time: callers may pass anything
+    if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
+        raise ConfigurationError("providers must be a list of adapters, e.g. [Stripe(...)]")
+    by_name: dict[str, PaymentProvider] = {}
+    for index, provider in enumerate(list[object](given)):
+        if not isinstance(provider, PaymentProvider) or not isinstance(provider.name, str):
+            raise ConfigurationError(
+                f"providers[{index}] is a {type(provider).__name__}, not a payment provider: pass "
+                "an adapter such as Stripe(webhook_secret=...) or implement PaymentProvider"
+            )
+        if provider.name in by_name:
+            raise ConfigurationError(
+                f"providers[{index}]: two providers are named {provider.name!r}; pass one adapter "
+                "per provider (it takes several secrets while rotating)"
+            )
+        by_name[provider.name] = provider
+    return by_name

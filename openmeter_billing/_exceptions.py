@@ -68,6 +68,7 @@ __all__ = [
     "UnprocessableEntityError",
     "ValidationIssue",
     "WebhookVerificationError",
+    "WebhookVerificationReason",
 ]
 
 
@@ -180,8 +181,38 @@ class OperationInProgressError(OpenMeterBillingError):
         super().__init__(f"{key!r} is being applied by another worker; retry shortly")
 
 
+WebhookVerificationReason = Literal[
+    "missing_header",
+    "malformed",
+    "bad_signature",
+    "timestamp_outside_tolerance",
+    "body_too_large",
+    "invalid_payload",
+]
+
+
 class WebhookVerificationError(OpenMeterBillingError, ValueError):
-    """A webhook's signature is missing, malformed, wrong, or its timestamp is outside tolerance."""
+    """A webhook's signature is missing, malformed, wrong, or its timestamp is outside tolerance.
+
+    Attributes:
+        reason: Machine-readable cause: ``missing_header``, ``malformed``, ``bad_signature``,
+            ``timestamp_outside_tolerance``, ``body_too_large`` or ``invalid_payload`` (valid
+            signature, but the body is not a JSON object).
+        provider: The provider whose delivery failed (``stripe``, ``polar``, ...).
+
+    The message never contains a secret or a computed signature.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: WebhookVerificationReason = "bad_signature",
+        provider: str | None = None,
+    ) -> None:
+        self.reason: WebhookVerificationReason = reason
+        self.provider = provider
+        super().__init__(message)
 
 
 @dataclass(frozen=True)

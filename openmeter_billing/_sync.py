@@ -33,6 +33,7 @@ from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, Identity
+from .providers.base import PaymentProvider
 from .resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -42,6 +43,7 @@ from .resources import (
     AsyncMeters,
     AsyncPortal,
 )
+from .webhooks import AsyncWebhooks, WebhookInbox
 
 __all__ = ["SyncOpenMeterBilling", "SyncPage"]
 
@@ -278,6 +280,19 @@ class SyncTopups(SyncResource[AsyncTopups]):
     grant = sync_method(AsyncTopups.grant)
 
 
+class SyncWebhooks(SyncResource[AsyncWebhooks]):
+    """Blocking twin of `AsyncWebhooks` (``wsgi_app`` runs on the facade's event loop)."""
+
+    handle = sync_method(AsyncWebhooks.handle)
+    replay = sync_method(AsyncWebhooks.replay)
+
+    def wsgi_app(self, *, provider: str | None = None) -> Any:
+        """A raw WSGI app: POST ``/<provider>`` (or any path with ``provider=``)."""
+        from .webhooks._apps import wsgi_app
+
+        return wsgi_app(self._async, provider, run=self._loop.run)
+
+
 class SyncCatalogAPI(SyncResource[AsyncCatalogAPI]):
     """Blocking twin of `AsyncCatalogAPI`."""
 
@@ -311,10 +326,11 @@ class SyncOpenMeterBilling:
         customer_id_store: CustomerIdStore | None = None,
         event_source: str = DEFAULT_EVENT_SOURCE,
         catalog: Catalog | None = None,
-        providers: Sequence[Any] = (),
+        providers: Sequence[PaymentProvider] = (),
         ledger: Ledger | None = None,
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
+        webhook_inbox: WebhookInbox | None = None,
     ) -> None:
         self._loop = LoopThread()
         factory = functools.partial(
@@ -334,6 +350,7 @@ class SyncOpenMeterBilling:
             ledger=ledger,
             billing_options=billing_options,
             allow_insecure_http=allow_insecure_http,
+            webhook_inbox=webhook_inbox,
         )
         try:
             # Built on the loop's thread so anything loop-bound belongs to that loop.
@@ -412,6 +429,11 @@ class SyncOpenMeterBilling:
     def usage(self) -> SyncUsage:
         """Usage helpers: has, balance, consume, refund."""
         return SyncUsage(self._async.usage, self._loop)
+
+    @cached_property
+    def webhooks(self) -> SyncWebhooks:
+        """Payment-provider webhooks: ``handle``, ``replay``, ``wsgi_app``."""
+        return SyncWebhooks(self._async.webhooks, self._loop)
 
     def with_options(
         self,
