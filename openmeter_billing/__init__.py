@@ -11,6 +11,9 @@ async with OpenMeterBilling(api_key="om_...") as client:
 ```
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._client import OpenMeterBilling
 from ._exceptions import (
     APIConnectionError,
@@ -41,27 +44,77 @@ from ._exceptions import (
     ValidationIssue,
     WebhookVerificationError,
 )
-from ._pagination import AsyncPage, AsyncPaginator
-from ._sync import SyncOpenMeterBilling, SyncPage
 from ._types import NOT_GIVEN, NotGiven
 from ._version import __version__
-from .billing.engine import BillingOptions
-from .billing.events import ApplyResult, BillingEvent, EntitlementChange
-from .billing.topups import TopupResult
-from .identity import (
-    CustomerIdStore,
-    CustomerProfile,
-    CustomerResolver,
-    Identity,
-    InMemoryCustomerIdStore,
-    Organization,
-    OrganizationResolver,
-    ResolvedCustomer,
-    Team,
-    TeamResolver,
-    User,
-    UserResolver,
-)
+
+# Names whose modules load on first access (PEP 562): the sync facade, the billing workflows and
+# the identity models pull in every resource and pydantic model, which a worker that only
+# imports the package (or only the async client) should not pay for at start-up.
+_LAZY: dict[str, str] = {
+    "AsyncPage": "._pagination",
+    "AsyncPaginator": "._pagination",
+    "SyncOpenMeterBilling": "._sync",
+    "SyncPage": "._sync",
+    "BillingOptions": ".billing.engine",
+    "ApplyResult": ".billing.events",
+    "BillingEvent": ".billing.events",
+    "EntitlementChange": ".billing.events",
+    "TopupResult": ".billing.topups",
+    "CustomerIdStore": ".identity",
+    "CustomerProfile": ".identity",
+    "CustomerResolver": ".identity",
+    "Identity": ".identity",
+    "InMemoryCustomerIdStore": ".identity",
+    "Organization": ".identity",
+    "OrganizationResolver": ".identity",
+    "ResolvedCustomer": ".identity",
+    "Team": ".identity",
+    "TeamResolver": ".identity",
+    "User": ".identity",
+    "UserResolver": ".identity",
+}
+
+if TYPE_CHECKING:
+    from ._pagination import AsyncPage, AsyncPaginator
+    from ._sync import SyncOpenMeterBilling, SyncPage
+    from .billing.engine import BillingOptions
+    from .billing.events import ApplyResult, BillingEvent, EntitlementChange
+    from .billing.topups import TopupResult
+    from .identity import (
+        CustomerIdStore,
+        CustomerProfile,
+        CustomerResolver,
+        Identity,
+        InMemoryCustomerIdStore,
+        Organization,
+        OrganizationResolver,
+        ResolvedCustomer,
+        Team,
+        TeamResolver,
+        User,
+        UserResolver,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'openmeter_billing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    _public(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def _public(obj: object) -> None:
+    """Tracebacks and reprs read `openmeter_billing.NotFoundError`, not the private module."""
+    if isinstance(obj, type) and obj.__module__.startswith("openmeter_billing._"):
+        obj.__module__ = "openmeter_billing"
+
 
 __all__ = [
     "NOT_GIVEN",
@@ -118,9 +171,7 @@ __all__ = [
     "__version__",
 ]
 
-# Tracebacks and reprs read `openmeter_billing.NotFoundError`, not the private module.
 for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) and _obj.__module__.startswith("openmeter_billing._"):
-        _obj.__module__ = "openmeter_billing"
-del _name, _obj
+    if _name not in _LAZY:
+        _public(globals()[_name])
+del _name

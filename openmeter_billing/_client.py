@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pydantic
@@ -26,24 +26,27 @@ from ._exceptions import ConfigurationError, InvalidInputError
 from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
 from ._runtime import Runtime
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
-from .billing.engine import AsyncBilling, BillingOptions
-from .billing.ledger import Ledger
-from .billing.topups import AsyncTopups
-from .billing.usage import AsyncUsage
-from .catalog._client_api import AsyncCatalogAPI
-from .catalog.dsl import Catalog
-from .identity import CustomerIdStore, CustomerRef, Identity
-from .providers.base import PaymentProvider
-from .resources import (
-    AsyncCustomers,
-    AsyncEntitlements,
-    AsyncEvents,
-    AsyncFeatures,
-    AsyncMeters,
-    AsyncPortal,
-)
-from .resources._base import parse_model
-from .webhooks import AsyncWebhooks, WebhookInbox
+
+# Resources, workflows and their pydantic models load on first use (each `cached_property`
+# below imports its module), so `import openmeter_billing` stays cheap for CLIs and workers.
+if TYPE_CHECKING:
+    from .billing.engine import AsyncBilling, BillingOptions
+    from .billing.ledger import Ledger
+    from .billing.topups import AsyncTopups
+    from .billing.usage import AsyncUsage
+    from .catalog._client_api import AsyncCatalogAPI
+    from .catalog.dsl import Catalog
+    from .identity import CustomerIdStore, CustomerRef, Identity
+    from .providers.base import PaymentProvider
+    from .resources import (
+        AsyncCustomers,
+        AsyncEntitlements,
+        AsyncEvents,
+        AsyncFeatures,
+        AsyncMeters,
+        AsyncPortal,
+    )
+    from .webhooks import AsyncWebhooks, WebhookInbox
 
 __all__ = ["OpenMeterBilling"]
 
@@ -133,18 +136,36 @@ class OpenMeterBilling:
             transport=transport,
         )
         self._http = HTTPCore(options, self._runtime)
-        self.identity = identity or Identity()
+        self._identity = identity
         self.customer_id_store = customer_id_store
         self.event_source = event_source
         self.catalog_definition = catalog
         self.providers: dict[str, PaymentProvider] = _check_providers(providers)
         self.webhook_inbox = webhook_inbox
         self.ledger = ledger
-        self.billing_options = billing_options or BillingOptions()
+        self._billing_options = billing_options
 
     def __repr__(self) -> str:
         auth = "api_key" if self._http.options.api_key else "none"
         return f"<OpenMeterBilling base_url={str(self.base_url)!r} auth={auth}>"
+
+    @property
+    def identity(self) -> Identity:
+        """The resolvers that map your users, organizations and teams to customers."""
+        if self._identity is None:
+            from .identity import Identity
+
+            self._identity = Identity()
+        return self._identity
+
+    @property
+    def billing_options(self) -> BillingOptions:
+        """How billing events map to entitlements, and the hooks around them."""
+        if self._billing_options is None:
+            from .billing.engine import BillingOptions
+
+            self._billing_options = BillingOptions()
+        return self._billing_options
 
     @property
     def base_url(self) -> httpx.URL:
@@ -164,56 +185,78 @@ class OpenMeterBilling:
     @cached_property
     def customers(self) -> AsyncCustomers:
         """Customers: create, get, list, update, delete, access, upsert, sync."""
+        from .resources.customers import AsyncCustomers
+
         return AsyncCustomers(self)
 
     @cached_property
     def events(self) -> AsyncEvents:
         """Usage events: ingest, ingest_batch, list."""
+        from .resources.events import AsyncEvents
+
         return AsyncEvents(self)
 
     @cached_property
     def entitlements(self) -> AsyncEntitlements:
         """Entitlements (value, has, access, lifecycle) and ``entitlements.grants``."""
+        from .resources.entitlements import AsyncEntitlements
+
         return AsyncEntitlements(self)
 
     @cached_property
     def features(self) -> AsyncFeatures:
         """Features: create, get, list, delete."""
+        from .resources.features import AsyncFeatures
+
         return AsyncFeatures(self)
 
     @cached_property
     def meters(self) -> AsyncMeters:
         """Meters: create, get, list, update, delete, query."""
+        from .resources.meters import AsyncMeters
+
         return AsyncMeters(self)
 
     @cached_property
     def portal(self) -> AsyncPortal:
         """Consumer portal tokens."""
+        from .resources.portal import AsyncPortal
+
         return AsyncPortal(self)
 
     @cached_property
     def catalog(self) -> AsyncCatalogAPI:
         """The billing catalog: ``definition`` and ``push(dry_run=...)``."""
+        from .catalog._client_api import AsyncCatalogAPI
+
         return AsyncCatalogAPI(self)
 
     @cached_property
     def billing(self) -> AsyncBilling:
         """Billing events to entitlements: ``apply_event``."""
+        from .billing.engine import AsyncBilling
+
         return AsyncBilling(self)
 
     @cached_property
     def topups(self) -> AsyncTopups:
         """Catalog top-ups as exactly-once grants: ``grant``."""
+        from .billing.topups import AsyncTopups
+
         return AsyncTopups(self)
 
     @cached_property
     def usage(self) -> AsyncUsage:
         """Usage helpers: has, balance, consume, refund."""
+        from .billing.usage import AsyncUsage
+
         return AsyncUsage(self)
 
     @cached_property
     def webhooks(self) -> AsyncWebhooks:
         """Payment-provider webhooks: ``handle``, ``replay``, ``asgi_app``, ``wsgi_app``."""
+        from .webhooks import AsyncWebhooks
+
         return AsyncWebhooks(
             providers=self.providers,
             billing=self.billing,
@@ -295,6 +338,8 @@ class OpenMeterBilling:
     ) -> ModelT:
         """Like `request`, parsing the body into a pydantic ``model``."""
         response = await self._http.request(method, path, params=params, json_body=json)
+        from .resources._base import parse_model
+
         return parse_model(model, response)
 
     async def _customer_key(self, customer: CustomerRef) -> str:
@@ -348,6 +393,10 @@ def _new_pool(
 def _check_providers(providers: Sequence[PaymentProvider]) -> dict[str, PaymentProvider]:
     """Providers by name; anything that is not one, or a second of one name, is refused."""
     given: object = providers  # checked at run time: callers may pass anything
+    if not given:
+        return {}
+    from .providers.base import PaymentProvider
+
     if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
         raise ConfigurationError("providers must be a list of adapters, e.g. [Stripe(...)]")
     by_name: dict[str, PaymentProvider] = {}

@@ -5,7 +5,6 @@ Resources build a path and a body and call `HTTPCore.request`; nothing else touc
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
@@ -16,7 +15,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeAlias
 from urllib.parse import quote
 
-import anyio
 import httpx
 
 from ._constants import (
@@ -168,6 +166,20 @@ def _clean_query(params: Query | None) -> _QueryPairs:
     return pairs
 
 
+async def _sleep_seconds(delay: float) -> None:
+    """Sleep in whatever async library runs (anyio loads only when a retry waits)."""
+    import anyio
+
+    await anyio.sleep(delay)
+
+
+def _parse_http_date(value: str) -> datetime:
+    """An HTTP date (``Date``, ``Retry-After``); `email.utils` loads on first use."""
+    import email.utils
+
+    return email.utils.parsedate_to_datetime(value)
+
+
 class ServerClock:
     """OpenMeter's time, from the ``Date`` header of its last response plus the time since.
 
@@ -184,7 +196,7 @@ class ServerClock:
         if header is None or header == self._header:
             return
         try:
-            parsed = email.utils.parsedate_to_datetime(header)
+            parsed = _parse_http_date(header)
         except (TypeError, ValueError):
             return
         if parsed.tzinfo is None:
@@ -382,7 +394,7 @@ class HTTPCore:
         return base * (1.0 - 0.25 * random.random())  # noqa: S311 - jitter, not crypto
 
     # Patched by tests to observe delays without waiting.
-    _sleep = staticmethod(anyio.sleep)
+    _sleep = staticmethod(_sleep_seconds)
 
     @staticmethod
     def _log_retry(
@@ -416,7 +428,7 @@ def parse_retry_after(headers: httpx.Headers) -> float | None:
         seconds = float(raw)
     except ValueError:
         try:
-            parsed = email.utils.parsedate_to_datetime(raw)
+            parsed = _parse_http_date(raw)
         except (TypeError, ValueError):
             return None
         seconds = parsed.timestamp() - time.time()

@@ -17,19 +17,24 @@ One `Runtime` belongs to a client (its `with_options` copies share it). It exist
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
-import anyio
 import httpx
 
 from ._exceptions import ConfigurationError
+
+# asyncio and anyio load when a loop runs (then they are loaded already), not at import: a
+# process that never runs async code (a Django worker using the sync facade's thread) or only
+# imports the package does not pay for them.
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["BackgroundService", "Runtime", "fork_generation"]
 
@@ -118,6 +123,8 @@ class _LoopState:
         if self.closed:
             return
         self.closed = True
+        import anyio
+
         with anyio.move_on_after(timeout) as scope:
             for service in services:
                 try:
@@ -137,6 +144,8 @@ class _LoopState:
 
 async def _supervise(service: BackgroundService) -> None:
     """Run a service; a crash is logged and the service restarted after a pause."""
+    import asyncio
+
     delay = 0.5
     while True:
         try:
@@ -259,7 +268,7 @@ class Runtime:
             )
 
     def _new_state(self, key: object) -> _LoopState:
-        loop = key if isinstance(key, asyncio.AbstractEventLoop) else None
+        loop = key if _is_loop(key) else None
         self._prune_closed_loops()
         state = _LoopState(self, loop)
         self._states[key] = state
@@ -286,7 +295,7 @@ class Runtime:
                 return
             self._services.append(service)
         key = _loop_key()
-        if isinstance(key, asyncio.AbstractEventLoop):
+        if _is_loop(key):
             self._state_for(key).start(service)
 
     def ensure_started(self) -> None:
@@ -314,11 +323,18 @@ class Runtime:
 
 
 def _loop_key() -> object:
-    """The running asyncio loop, or the thread for other async libraries."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return threading.get_ident()
+    """The running asyncio loop, or the thread for other async libraries (or none)."""
+    asyncio = sys.modules.get("asyncio")  # no asyncio loop can run before asyncio is imported
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+    return threading.get_ident()
+
+
+def _is_loop(key: object) -> TypeGuard[asyncio.AbstractEventLoop]:
+    return not isinstance(key, int)
 
 
 def _prime(agen: Any) -> None:
@@ -335,6 +351,10 @@ async def _close_elsewhere(
     if loop is None or loop.is_closed() or not loop.is_running():
         state.closed = True  # its loop is gone: nothing can be sent or awaited there any more
         return
+    import asyncio
+
+    import anyio
+
     future = asyncio.run_coroutine_threadsafe(state.close(services, timeout), loop)
     try:
         await anyio.to_thread.run_sync(functools.partial(future.result, timeout + 1.0))
