@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
@@ -12,14 +11,11 @@ import httpx
 import pydantic
 from typing_extensions import Self
 
+from ._config import resolve_connection
 from ._constants import (
-    CLOUD_HOSTS,
-    DEFAULT_BASE_URL,
     DEFAULT_EVENT_SOURCE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
-    ENV_ENDPOINT,
-    ENV_TOKEN,
 )
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
@@ -101,13 +97,7 @@ class OpenMeterBilling:
             )
         if not event_source:
             raise ConfigurationError("event_source must be a non-empty string")
-        key = api_key if api_key is not None else os.environ.get(ENV_TOKEN) or None
-        url = httpx.URL(str(base_url or os.environ.get(ENV_ENDPOINT) or DEFAULT_BASE_URL))
-        if key is None and url.host in CLOUD_HOSTS:
-            raise ConfigurationError(
-                f"OpenMeter Cloud ({url.host}) needs an API token: pass api_key=... or set "
-                f"the {ENV_TOKEN} environment variable (self-hosted OpenMeter: pass base_url=)"
-            )
+        key, url = resolve_connection(api_key, base_url)
         if isinstance(timeout, NotGiven):
             resolved_timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
         else:

@@ -71,6 +71,17 @@ __all__ = [
 ]
 
 
+def safe_repr(value: object, limit: int = 80) -> str:
+    """A repr for messages that cannot fail or flood: huge ints refuse str() in Python 3.11+."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<int of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class OpenMeterBillingError(Exception):
     """Root of every error raised by openmeter-billing."""
 
@@ -100,7 +111,7 @@ class CatalogIssue:
     def __str__(self) -> str:
         text = f"{self.path}: {self.message}"
         if self.value is not None:
-            text += f" (got {self.value!r})"
+            text += f" (got {safe_repr(self.value)})"
         if self.hint:
             text += f"; {self.hint}"
         return text

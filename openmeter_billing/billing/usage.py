@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._exceptions import ConfigurationError, InsufficientBalanceError, InvalidInputError
+from .._validate import check_amount
 from ..identity import CustomerRef
 from ..types.entitlements import Entitlement, EntitlementMetered, EntitlementValue
 from ..types.events import CloudEvent
@@ -116,8 +117,7 @@ class AsyncUsage:
         (``$.tokens`` becomes ``{"tokens": amount}``) unless you pass them. With
         ``idempotency_key`` the event id is derived from it, so a retried call counts once.
         """
-        if amount <= 0:
-            raise InvalidInputError(f"amount must be positive, got {amount}", field="amount")
+        amount = check_amount(amount, "amount")
         entitlement, value = await self._read(customer, feature_key)
         current = _balance(entitlement, value)
         if not current.has_access or (not current.soft_limit and current.balance < amount):
@@ -151,8 +151,7 @@ class AsyncUsage:
         The grant carries ``reason`` and ``idempotency_key`` in its metadata; every page of the
         entitlement's grants is searched before creating one.
         """
-        if amount <= 0:
-            raise InvalidInputError(f"amount must be positive, got {amount}", field="amount")
+        amount = check_amount(amount, "amount")
         if not idempotency_key:
             raise InvalidInputError("idempotency_key is required", field="idempotency_key")
         grants = self._client.entitlements.grants

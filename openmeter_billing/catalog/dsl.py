@@ -26,11 +26,20 @@ reported at once instead of stopping at the first.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    model_validator,
+)
 from typing_extensions import Self
 
 from .._exceptions import CatalogError, CatalogIssue
@@ -72,7 +81,20 @@ EXPIRATION_DURATIONS = ("HOUR", "DAY", "WEEK", "MONTH", "YEAR")
 
 FeatureType = Literal["metered", "boolean", "static"]
 Metadata = dict[str, str]
-Number = StrictInt | float
+
+
+def _finite_number(value: float) -> float:
+    # JSON has no NaN or infinity, and OpenMeter reads numbers as 64-bit floats.
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise ValueError("must be a finite number (not NaN, infinity or beyond a 64-bit float)")
+    return value
+
+
+Number = Annotated[StrictInt | float, AfterValidator(_finite_number)]
 
 
 class _Model(BaseModel):
@@ -356,6 +378,8 @@ def _issue_from_error(error: Any) -> CatalogIssue:
     ]
     kind = error["type"]
     message = str(error["msg"])
+    if kind == "value_error":  # our own validators: their text without pydantic's prefix
+        message = str(error["ctx"]["error"])
     if parts and parts[-1] in _NUMBER_MEMBERS:
         parts.pop()
         message = "Input should be a number"
