@@ -18,7 +18,8 @@ from ._constants import (
     DEFAULT_TIMEOUT,
 )
 from ._exceptions import ConfigurationError, InvalidInputError
-from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
+from ._http import HTTPCore, HTTPOptions, Query, _to_timeout
+from ._secret import Secret
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from .billing.engine import AsyncBilling, BillingOptions
 from .billing.ledger import Ledger
@@ -104,7 +105,7 @@ class OpenMeterBilling:
             resolved_timeout = _to_timeout(timeout)
         options = HTTPOptions(
             base_url=url,
-            api_key=_Secret(key) if key else None,
+            api_key=Secret(key) if key else None,
             timeout=resolved_timeout,
             max_retries=max_retries,
             default_headers=dict(default_headers or {}),

@@ -246,6 +246,52 @@ class APIError(OpenMeterBillingError):
         self.request = request
         self.body = body
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (Celery results, multiprocessing): pickle them without
+        # the Authorization header, and without calling __init__, whose signature varies.
+        state = dict(self.__dict__)
+        for name, value in state.items():
+            if isinstance(value, httpx.Request):
+                state[name] = _without_secrets(value)
+            elif isinstance(value, httpx.Response):
+                state[name] = _response_without_secrets(value)
+        return (_rebuild_error, (type(self), self.args, state))
+
+
+#: Request headers that carry credentials; dropped when an error is pickled.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def _without_secrets(request: httpx.Request) -> httpx.Request:
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _SECRET_HEADERS]
+    try:
+        content: bytes | None = request.content
+    except httpx.RequestNotRead:  # a streamed body: its bytes are gone anyway
+        content = None
+    return httpx.Request(request.method, request.url, headers=headers, content=content)
+
+
+def _response_without_secrets(response: httpx.Response) -> httpx.Response:
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        content = b""
+    # The content is decoded already: drop the headers that would make httpx decode it again.
+    headers = [
+        (k, v)
+        for k, v in response.headers.items()
+        if k.lower() not in {"content-encoding", "transfer-encoding", "set-cookie"}
+    ]
+    request = _without_secrets(response.request)
+    return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+
+
+def _rebuild_error(cls: type[APIError], args: tuple[Any, ...], state: dict[str, Any]) -> APIError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
 
 class APIConnectionError(APIError):
     """The request never got a response (DNS, refused connection, reset, ...)."""

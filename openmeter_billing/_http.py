@@ -42,6 +42,7 @@ from ._exceptions import (
     UnprocessableEntityError,
     ValidationIssue,
 )
+from ._secret import Secret as _Secret
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 from ._validate import check_json_value
 from ._version import __version__
@@ -72,21 +73,6 @@ STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     422: UnprocessableEntityError,
     429: RateLimitError,
 }
-
-
-class _Secret:
-    """Holds the API key so that no repr, log line or traceback local shows it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
 
 
 @dataclass(frozen=True)
