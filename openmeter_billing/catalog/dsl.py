@@ -46,6 +46,7 @@ from .._exceptions import CatalogError, CatalogIssue
 
 __all__ = [
     "AGGREGATIONS",
+    "DEFAULT_TOPUP_PRIORITY",
     "ENTITLEMENT_RESETS",
     "EXPIRATION_DURATIONS",
     "KEY_PATTERN",
@@ -78,6 +79,9 @@ ENTITLEMENT_RESETS = ("day", "week", "month", "year")
 PRICE_INTERVALS = ("day", "week", "month", "year", "one_time")
 #: Units of a top-up grant's expiration, as OpenMeter spells them.
 EXPIRATION_DURATIONS = ("HOUR", "DAY", "WEEK", "MONTH", "YEAR")
+
+#: Priority of a top-up grant whose catalog entry sets none (the plan allowance burns first).
+DEFAULT_TOPUP_PRIORITY = 10
 
 FeatureType = Literal["metered", "boolean", "static"]
 Metadata = dict[str, str]
@@ -277,8 +281,10 @@ class Expiration(_Model):
 class TopUpGrant(_Model):
     """How a bought top-up becomes an OpenMeter grant.
 
-    ``priority`` 1 (burns first) to 255; ``min_rollover_amount``/``max_rollover_amount`` bound
-    what survives a usage-period reset (OpenMeter keeps the whole grant by default).
+    ``priority`` 1 (burns first) to 255, default `DEFAULT_TOPUP_PRIORITY` (10: after the plan's
+    allowance, which OpenMeter issues at priority 1, so bought credit lasts longest);
+    ``min_rollover_amount``/``max_rollover_amount`` bound what survives a usage-period reset
+    (OpenMeter keeps the whole grant by default).
     """
 
     priority: StrictInt | None = None
