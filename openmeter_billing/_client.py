@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
@@ -13,18 +12,16 @@ import httpx
 import pydantic
 from typing_extensions import Self
 
+from ._config import resolve_connection
 from ._constants import (
-    CLOUD_HOSTS,
-    DEFAULT_BASE_URL,
     DEFAULT_EVENT_SOURCE,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
-    ENV_ENDPOINT,
-    ENV_TOKEN,
 )
 from ._exceptions import ConfigurationError, InvalidInputError
-from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
+from ._http import HTTPCore, HTTPOptions, Query, _to_timeout
 from ._runtime import Runtime
+from ._secret import Secret
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 
 # Resources, workflows and their pydantic models load on first use (each `cached_property`
@@ -110,20 +107,14 @@ class OpenMeterBilling:
             )
         if not event_source:
             raise ConfigurationError("event_source must be a non-empty string")
-        key = api_key if api_key is not None else os.environ.get(ENV_TOKEN) or None
-        url = httpx.URL(str(base_url or os.environ.get(ENV_ENDPOINT) or DEFAULT_BASE_URL))
-        if key is None and url.host in CLOUD_HOSTS:
-            raise ConfigurationError(
-                f"OpenMeter Cloud ({url.host}) needs an API token: pass api_key=... or set "
-                f"the {ENV_TOKEN} environment variable (self-hosted OpenMeter: pass base_url=)"
-            )
+        key, url = resolve_connection(api_key, base_url)
         if isinstance(timeout, NotGiven):
             resolved_timeout = http_client.timeout if http_client is not None else DEFAULT_TIMEOUT
         else:
             resolved_timeout = _to_timeout(timeout)
         options = HTTPOptions(
             base_url=url,
-            api_key=_Secret(key) if key else None,
+            api_key=Secret(key) if key else None,
             timeout=resolved_timeout,
             max_retries=max_retries,
             default_headers=dict(default_headers or {}),

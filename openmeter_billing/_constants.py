@@ -18,4 +18,3 @@ ENV_ENDPOINT = "OPENMETER_ENDPOINT"
 
 #: Hosts that need an API key: OpenMeter Cloud. Self-hosted OpenMeter has no auth by default.
 CLOUD_HOSTS = frozenset({"openmeter.cloud"})
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})

@@ -72,6 +72,17 @@ __all__ = [
 ]
 
 
+def safe_repr(value: object, limit: int = 80) -> str:
+    """A repr for messages that cannot fail or flood: huge ints refuse str() in Python 3.11+."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"<int of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class OpenMeterBillingError(Exception):
     """Root of every error raised by openmeter-billing."""
 
@@ -101,7 +112,7 @@ class CatalogIssue:
     def __str__(self) -> str:
         text = f"{self.path}: {self.message}"
         if self.value is not None:
-            text += f" (got {self.value!r})"
+            text += f" (got {safe_repr(self.value)})"
         if self.hint:
             text += f"; {self.hint}"
         return text
@@ -265,6 +276,52 @@ class APIError(OpenMeterBillingError):
         self.message = message
         self.request = request
         self.body = body
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (Celery results, multiprocessing): pickle them without
+        # the Authorization header, and without calling __init__, whose signature varies.
+        state = dict(self.__dict__)
+        for name, value in state.items():
+            if isinstance(value, httpx.Request):
+                state[name] = _without_secrets(value)
+            elif isinstance(value, httpx.Response):
+                state[name] = _response_without_secrets(value)
+        return (_rebuild_error, (type(self), self.args, state))
+
+
+#: Request headers that carry credentials; dropped when an error is pickled.
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def _without_secrets(request: httpx.Request) -> httpx.Request:
+    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _SECRET_HEADERS]
+    try:
+        content: bytes | None = request.content
+    except httpx.RequestNotRead:  # a streamed body: its bytes are gone anyway
+        content = None
+    return httpx.Request(request.method, request.url, headers=headers, content=content)
+
+
+def _response_without_secrets(response: httpx.Response) -> httpx.Response:
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        content = b""
+    # The content is decoded already: drop the headers that would make httpx decode it again.
+    headers = [
+        (k, v)
+        for k, v in response.headers.items()
+        if k.lower() not in {"content-encoding", "transfer-encoding", "set-cookie"}
+    ]
+    request = _without_secrets(response.request)
+    return httpx.Response(response.status_code, headers=headers, content=content, request=request)
+
+
+def _rebuild_error(cls: type[APIError], args: tuple[Any, ...], state: dict[str, Any]) -> APIError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class APIConnectionError(APIError):

@@ -17,9 +17,9 @@ from urllib.parse import quote
 
 import httpx
 
+from ._config import check_http_options
 from ._constants import (
     INITIAL_RETRY_DELAY,
-    LOOPBACK_HOSTS,
     MAX_RETRY_AFTER,
     MAX_RETRY_DELAY,
 )
@@ -29,7 +29,6 @@ from ._exceptions import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
-    ConfigurationError,
     ConflictError,
     InternalServerError,
     InvalidInputError,
@@ -42,7 +41,9 @@ from ._exceptions import (
     ValidationIssue,
 )
 from ._runtime import Runtime
+from ._secret import Secret as _Secret
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from ._validate import check_json_value
 from ._version import __version__
 
 __all__ = ["HTTPCore", "HTTPOptions", "encode_path"]
@@ -73,21 +74,6 @@ STATUS_ERRORS: dict[int, type[APIStatusError]] = {
 }
 
 
-class _Secret:
-    """Holds the API key so that no repr, log line or traceback local shows it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-
 @dataclass(frozen=True)
 class HTTPOptions:
     """Per-client settings; `HTTPCore.with_options` derives a copy for per-call overrides."""
@@ -100,30 +86,7 @@ class HTTPOptions:
     allow_insecure_http: bool = False
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries}")
-        for name in self.default_headers:
-            if name.lower() == "authorization":
-                raise ConfigurationError(
-                    "default_headers may not set Authorization; pass api_key= instead"
-                )
-        scheme, host = self.base_url.scheme, self.base_url.host
-        if scheme not in {"http", "https"}:
-            raise ConfigurationError(
-                f"base_url must be an http(s) URL, got scheme {scheme!r}; "
-                "for example https://openmeter.cloud or http://127.0.0.1:8888"
-            )
-        if (
-            self.api_key is not None
-            and scheme == "http"
-            and host not in LOOPBACK_HOSTS
-            and not host.startswith("127.")
-            and not self.allow_insecure_http
-        ):
-            raise ConfigurationError(
-                f"refusing to send the API key over plain HTTP to {host!r}; use https, a loopback "
-                "address, or pass allow_insecure_http=True if the network is trusted"
-            )
+        check_http_options(self)
 
 
 def encode_path(template: str, *params: str) -> str:
@@ -142,6 +105,17 @@ def encode_path(template: str, *params: str) -> str:
             )
         encoded.append(quote(value, safe=""))
     return template.format(*encoded)
+
+
+def _encode_json(body: Any) -> bytes:
+    """Compact JSON, refusing NaN, infinity and objects JSON has no form for (typed error)."""
+    check_json_value(body, "json")
+    try:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except TypeError as exc:  # a datetime or UUID: fine for models, not for a raw body
+        raise InvalidInputError(
+            str(exc), field="json", hint="convert dates and ids to strings before sending"
+        ) from exc
 
 
 def _to_timeout(value: TimeoutTypes) -> httpx.Timeout:
@@ -322,7 +296,7 @@ class HTTPCore:
         if headers:
             merged.update(headers)
         if json_body is not None:
-            content = json.dumps(json_body, separators=(",", ":"), ensure_ascii=False).encode()
+            content = _encode_json(json_body)
             content_type = content_type or JSON
         if content_type:
             merged["Content-Type"] = content_type

@@ -15,6 +15,7 @@ Every callable may be sync or async.
 
 from __future__ import annotations
 
+import logging
 import string
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,8 @@ __all__ = [
     "User",
     "UserResolver",
 ]
+
+logger = logging.getLogger("openmeter_billing")
 
 P = TypeVar("P")
 T = TypeVar("T")
@@ -360,9 +363,10 @@ class Identity:
             if resolver.accepts(principal):
                 return resolver
         kind = type(principal).__name__
+        scope, suggested, prefix = _likely_scope(principal)
         raise IdentityResolutionError(
             f"no identity resolver accepts a {kind}; configure one, for example "
-            f"Identity(user=UserResolver(accepts={kind}, key='user:{{id}}')), or pass the "
+            f"Identity({scope}={suggested}(accepts={kind}, key='{prefix}:{{id}}')), or pass the "
             "customer's OpenMeter id or key as a string"
         )
 
@@ -375,6 +379,21 @@ class Identity:
         """Only the customer key of ``principal``."""
         resolver = self.resolver_for(principal)
         return await _guarded(resolver, principal, resolver.resolve_key(principal))
+
+
+_SCOPE_HINTS = (
+    (("org", "company", "account", "workspace", "tenant"), "organization", "OrganizationResolver"),
+    (("team", "group", "project"), "team", "TeamResolver"),
+)
+
+
+def _likely_scope(principal: object) -> tuple[str, str, str]:
+    """The resolver an error should suggest, guessed from the principal's class name."""
+    name = type(principal).__name__.lower()
+    for words, scope, resolver in _SCOPE_HINTS:
+        if any(word in name for word in words):
+            return scope, resolver, "org" if scope == "organization" else scope
+    return "user", "UserResolver", "user"
 
 
 async def _guarded(resolver: CustomerResolver[Any], principal: object, work: Awaitable[T]) -> T:
@@ -404,6 +423,10 @@ class CustomerIdStore(Protocol):
         """Store ``customer_id`` for ``key`` (called only when it changed)."""
         ...
 
+    def delete(self, key: str) -> MaybeAwaitable[None]:
+        """Forget ``key`` (called by `customers.delete`); a missing key is not an error."""
+        ...
+
 
 class InMemoryCustomerIdStore:
     """A `CustomerIdStore` in a dict: for tests and scripts."""
@@ -419,6 +442,10 @@ class InMemoryCustomerIdStore:
         """Remember ``customer_id`` for ``key``."""
         self.ids[key] = customer_id
 
+    def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        self.ids.pop(key, None)
+
 
 async def store_get(store: CustomerIdStore, key: str) -> str | None:
     """Call ``store.get`` whether it is sync or async."""
@@ -428,3 +455,20 @@ async def store_get(store: CustomerIdStore, key: str) -> str | None:
 async def store_set(store: CustomerIdStore, key: str, customer_id: str, principal: object) -> None:
     """Call ``store.set`` whether it is sync or async."""
     await maybe_await(store.set(key, customer_id, principal))
+
+
+async def store_delete(store: CustomerIdStore, key: str) -> None:
+    """Call ``store.delete`` whether it is sync or async.
+
+    A store written before `CustomerIdStore` had ``delete`` is skipped with a warning in the log,
+    so upgrading does not break deletes; add the method to forget deleted customers' ids.
+    """
+    delete = getattr(store, "delete", None)
+    if delete is None:
+        logger.warning(
+            "%s has no delete(key): the id of deleted customer %r stays stored",
+            type(store).__name__,
+            key,
+        )
+        return
+    await maybe_await(delete(key))

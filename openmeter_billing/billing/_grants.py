@@ -88,7 +88,7 @@ def carried_grant_body(topup: LiveTopup, now: datetime) -> dict[str, Any] | None
         "metadata": dict(grant.metadata or {}),
         "maxRolloverAmount": topup.remaining,
     }
-    if grant.priority is not None:
+    if grant.priority:  # OpenMeter reports an omitted priority as 0, which it refuses on create
         body["priority"] = grant.priority
     if grant.expires_at is not None:
         hours = math.ceil((grant.expires_at - now).total_seconds() / 3600)

@@ -6,10 +6,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, cast
+from typing import Annotated, Any, Literal, TypeAlias, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from typing_extensions import Self
+
+from .._exceptions import InvalidInputError, safe_repr
 
 __all__ = ["ApplyResult", "BillingEvent", "BillingEventType", "EntitlementChange"]
 
@@ -26,6 +37,12 @@ BillingEventType: TypeAlias = Literal[
     "invoice.payment_failed",
     "payment.refunded",
 ]
+
+
+_HINTS = {
+    "addons": "give each add-on key a whole quantity from 1; leave an add-on out to remove it",
+    "occurred_at": "pass a timezone-aware datetime, e.g. datetime.now(timezone.utc)",
+}
 
 
 class BillingEvent(BaseModel):
@@ -69,13 +86,26 @@ class BillingEvent(BaseModel):
     customer_scope: Literal["user", "organization", "team"] | None = None
     plan: str | None = None
     previous_plan: str | None = None
-    addons: Mapping[str, int] = Field(default_factory=dict)
+    addons: Mapping[str, Annotated[StrictInt, Field(ge=1, le=10_000)]] = Field(default_factory=dict)
     subscription_id: str | None = None
     status: str | None = None
     current_period_start: AwareDatetime | None = None
     current_period_end: AwareDatetime | None = None
     cancel_at_period_end: bool = False
     metadata: Mapping[str, str] = Field(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:
+        # Built by hand in webhook handlers: a typed error naming the field, not pydantic's.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            location = ".".join(str(part) for part in error["loc"]) or None
+            raise InvalidInputError(
+                f"{error['msg']} (got {safe_repr(error.get('input'))})",
+                field=location,
+                hint=_HINTS.get(str(error["loc"][:1] and error["loc"][0]), "see BillingEvent"),
+            ) from exc
 
     @field_validator("customer")
     @classmethod

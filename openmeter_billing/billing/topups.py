@@ -109,7 +109,9 @@ class AsyncTopups:
 
         async def work(_recovered: bool) -> dict[str, Any]:
             check = idempotency == "metadata"
-            grant, created = await self._grant_once(customer, topup, feature_key, body, check)
+            grant, created = await self._grant_once(
+                customer, topup, feature_key, body, check, dated_by_server=effective_at is None
+            )
             return {"grant": grant.to_dict(), "created": created}
 
         guard = self._client.ledger if idempotency == "metadata" else None
@@ -127,6 +129,8 @@ class AsyncTopups:
         feature_key: str,
         body: dict[str, Any],
         check: bool,
+        *,
+        dated_by_server: bool,
     ) -> tuple[EntitlementGrant, bool]:
         listed = False  # a successful grant listing proves the entitlement exists
         if check:
@@ -141,6 +145,10 @@ class AsyncTopups:
                 return existing, False
         if not listed:
             await self._ensure_entitlement(customer, topup, feature_key)
+        if dated_by_server:
+            # Dated now, after at least one exchange with OpenMeter: a client that had not talked
+            # to it before would otherwise date the grant by this machine's clock.
+            body = {**body, "effectiveAt": self._client._http.server_clock.now()}
         grant = await self._client.entitlements.grants.create(customer, feature_key, body)
         return grant, True
 

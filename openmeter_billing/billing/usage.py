@@ -7,7 +7,7 @@ compensating grants. Nothing here builds a URL.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._exceptions import ConfigurationError, InsufficientBalanceError, InvalidInputError
+from .._validate import check_amount
 from ..identity import CustomerRef
 from ..types.entitlements import Entitlement, EntitlementMetered, EntitlementValue
 from ..types.events import CloudEvent
 from ..types.grants import EntitlementGrant
+from ._consume_guard import ConsumeGuard
 
 if TYPE_CHECKING:
     from .._client import OpenMeterBilling
@@ -89,6 +91,7 @@ class AsyncUsage:
     def __init__(self, client: OpenMeterBilling) -> None:
         self._client = client
         self._targets: dict[str, MeterTarget] = {}
+        self._guard = ConsumeGuard()
 
     async def has(self, customer: CustomerRef, feature_key: str) -> bool:
         """Whether the customer may use the feature right now."""
@@ -115,26 +118,40 @@ class AsyncUsage:
         entitlement is not a soft limit. The event type and payload come from the feature's meter
         (``$.tokens`` becomes ``{"tokens": amount}``) unless you pass them. With
         ``idempotency_key`` the event id is derived from it, so a retried call counts once.
+
+        Within one process, consumes of one customer and feature run one at a time, and usage
+        sent but not yet counted by OpenMeter is subtracted from the balance, so two concurrent
+        calls cannot spend the same balance. Across processes the check is advisory: OpenMeter
+        does not refuse usage, so two servers can both pass it. For a strict limit, send all
+        consumption of a customer through one worker, or hold a lock shared by your servers
+        around this call (docs/topups.md shows one with PostgreSQL).
         """
-        if amount <= 0:
-            raise InvalidInputError(f"amount must be positive, got {amount}", field="amount")
-        entitlement, value = await self._read(customer, feature_key)
-        current = _balance(entitlement, value)
-        if not current.has_access or (not current.soft_limit and current.balance < amount):
-            raise InsufficientBalanceError(
-                f"{feature_key}: balance {current.balance:g} cannot cover {amount:g}",
-                feature_key=feature_key,
-                balance=current.balance,
-                requested=amount,
+        amount = check_amount(amount, "amount")
+        key = (await self._client._customer_key(customer), feature_key)
+        async with self._guard.hold(key):
+            entitlement, value = await self._read(customer, feature_key)
+            current = _balance(entitlement, value)
+            period = entitlement.current_usage_period
+            start = period.from_ if period else None
+            # Usage this process sent that OpenMeter has not counted yet is spent all the same.
+            available = current.balance - self._guard.unreflected(key, start, current.usage)
+            if not current.has_access or (not current.soft_limit and available < amount):
+                raise InsufficientBalanceError(
+                    f"{feature_key}: balance {available:g} cannot cover {amount:g}",
+                    feature_key=feature_key,
+                    balance=available,
+                    requested=amount,
+                )
+            events = await self._send_usage(
+                customer, feature_key, amount, event_type, data, idempotency_key
             )
-        events = await self._send_usage(
-            customer, feature_key, amount, event_type, data, idempotency_key
-        )
+            share = amount / len(events)
+            self._guard.record(key, start, current.usage, ((e.id, share) for e in events))
         return Consumption(
             events=events,
             amount=amount,
-            balance_before=current.balance,
-            estimated_balance=max(current.balance - amount, 0.0),
+            balance_before=available,
+            estimated_balance=max(available - amount, 0.0),
         )
 
     async def refund(
@@ -151,8 +168,7 @@ class AsyncUsage:
         The grant carries ``reason`` and ``idempotency_key`` in its metadata; every page of the
         entitlement's grants is searched before creating one.
         """
-        if amount <= 0:
-            raise InvalidInputError(f"amount must be positive, got {amount}", field="amount")
+        amount = check_amount(amount, "amount")
         if not idempotency_key:
             raise InvalidInputError("idempotency_key is required", field="idempotency_key")
         grants = self._client.entitlements.grants
@@ -212,16 +228,22 @@ class AsyncUsage:
         self, customer: CustomerRef, feature_key: str
     ) -> tuple[Entitlement, EntitlementValue]:
         results: dict[str, Any] = {}
+        errors: list[Exception] = []
 
-        async def fetch_entitlement() -> None:
-            results["entitlement"] = await self._client.entitlements.get(customer, feature_key)
+        # Errors are collected, not left to the task group: callers catch `NotFoundError`, not
+        # an ExceptionGroup around it.
+        async def fetch(name: str, read: Callable[[], Awaitable[Any]]) -> None:
+            try:
+                results[name] = await read()
+            except Exception as exc:
+                errors.append(exc)
 
-        async def fetch_value() -> None:
-            results["value"] = await self._client.entitlements.value(customer, feature_key)
-
+        entitlements = self._client.entitlements
         async with anyio.create_task_group() as group:
-            group.start_soon(fetch_entitlement)
-            group.start_soon(fetch_value)
+            group.start_soon(fetch, "entitlement", lambda: entitlements.get(customer, feature_key))
+            group.start_soon(fetch, "value", lambda: entitlements.value(customer, feature_key))
+        if errors:
+            raise errors[0]
         return results["entitlement"], results["value"]
 
     async def _target(self, feature_key: str) -> MeterTarget:

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from .._exceptions import InvalidInputError
 from .dsl import (
+    DEFAULT_TOPUP_PRIORITY,
     AddOn,
     BooleanEntitlement,
     Catalog,
@@ -286,7 +287,8 @@ def compile_openmeter_topup_grant(
     _check_grant_arguments(idempotency_key, effective_at)
     grant = topup.grant
     body: dict[str, Any] = {"amount": topup.amount, "effectiveAt": _rfc3339(effective_at)}
-    _put(body, "priority", grant.priority)
+    # Never omitted: OpenMeter would store 0 (burn before everything), which it refuses on create.
+    body["priority"] = grant.priority if grant.priority is not None else DEFAULT_TOPUP_PRIORITY
     if grant.expiration is not None:
         body["expiration"] = {
             "duration": grant.expiration.duration.upper(),

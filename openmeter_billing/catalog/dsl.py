@@ -26,17 +26,27 @@ reported at once instead of stopping at the first.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    model_validator,
+)
 from typing_extensions import Self
 
 from .._exceptions import CatalogError, CatalogIssue
 
 __all__ = [
     "AGGREGATIONS",
+    "DEFAULT_TOPUP_PRIORITY",
     "ENTITLEMENT_RESETS",
     "EXPIRATION_DURATIONS",
     "KEY_PATTERN",
@@ -70,9 +80,25 @@ PRICE_INTERVALS = ("day", "week", "month", "year", "one_time")
 #: Units of a top-up grant's expiration, as OpenMeter spells them.
 EXPIRATION_DURATIONS = ("HOUR", "DAY", "WEEK", "MONTH", "YEAR")
 
+#: Priority of a top-up grant whose catalog entry sets none (the plan allowance burns first).
+DEFAULT_TOPUP_PRIORITY = 10
+
 FeatureType = Literal["metered", "boolean", "static"]
 Metadata = dict[str, str]
-Number = StrictInt | float
+
+
+def _finite_number(value: float) -> float:
+    # JSON has no NaN or infinity, and OpenMeter reads numbers as 64-bit floats.
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
+        raise ValueError("must be a finite number (not NaN, infinity or beyond a 64-bit float)")
+    return value
+
+
+Number = Annotated[StrictInt | float, AfterValidator(_finite_number)]
 
 
 class _Model(BaseModel):
@@ -255,8 +281,10 @@ class Expiration(_Model):
 class TopUpGrant(_Model):
     """How a bought top-up becomes an OpenMeter grant.
 
-    ``priority`` 1 (burns first) to 255; ``min_rollover_amount``/``max_rollover_amount`` bound
-    what survives a usage-period reset (OpenMeter keeps the whole grant by default).
+    ``priority`` 1 (burns first) to 255, default `DEFAULT_TOPUP_PRIORITY` (10: after the plan's
+    allowance, which OpenMeter issues at priority 1, so bought credit lasts longest);
+    ``min_rollover_amount``/``max_rollover_amount`` bound what survives a usage-period reset
+    (OpenMeter keeps the whole grant by default).
     """
 
     priority: StrictInt | None = None
@@ -356,6 +384,8 @@ def _issue_from_error(error: Any) -> CatalogIssue:
     ]
     kind = error["type"]
     message = str(error["msg"])
+    if kind == "value_error":  # our own validators: their text without pydantic's prefix
+        message = str(error["ctx"]["error"])
     if parts and parts[-1] in _NUMBER_MEMBERS:
         parts.pop()
         message = "Input should be a number"

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any, ClassVar, NoReturn
 
 from .._exceptions import ConfigurationError, WebhookVerificationError
-from .._http import _Secret
+from .._secret import Secret as _Secret
 from ..billing.events import BillingEvent
 from ..catalog.dsl import Catalog
 from ._catalog_index import CatalogIndex, index_for

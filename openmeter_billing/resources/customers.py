@@ -8,7 +8,7 @@ from typing import Any, Literal
 from .._exceptions import ConflictError, NotFoundError
 from .._http import encode_path
 from .._pagination import AsyncPage, AsyncPaginator
-from ..identity import CustomerRef, store_get, store_set
+from ..identity import CustomerRef, store_delete, store_get, store_set
 from ..types.customers import (
     AddressInput,
     Customer,
@@ -135,9 +135,19 @@ class AsyncCustomers(AsyncResource):
         return parse_model(Customer, response)
 
     async def delete(self, customer: CustomerRef) -> None:
-        """Soft-delete a customer. Later operations on it answer 412 (`PreconditionFailedError`)."""
-        path = encode_path(CUSTOMER, await self._customer_path_key(customer))
-        await self._http.request("DELETE", path)
+        """Soft-delete a customer. Later operations on it answer 412 (`PreconditionFailedError`).
+
+        With a `CustomerIdStore` configured, the customer's key is also deleted from it (for an
+        id given as a string the customer is read first, to learn its key).
+        """
+        id_or_key = await self._customer_path_key(customer)
+        store = self._client.customer_id_store
+        key = id_or_key
+        if store is not None and isinstance(customer, str):
+            key = (await self.get(id_or_key)).key or id_or_key
+        await self._http.request("DELETE", encode_path(CUSTOMER, id_or_key))
+        if store is not None:
+            await store_delete(store, key)
 
     async def access(self, customer: CustomerRef) -> CustomerAccess:
         """Every feature the customer can use right now, with its value."""

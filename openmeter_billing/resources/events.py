@@ -11,6 +11,7 @@ from typing import Any
 import pydantic
 
 from .._exceptions import InvalidInputError, SubjectMismatchError
+from .._validate import check_json_value
 from ..identity import CustomerRef
 from ..types.events import CloudEvent, IngestedEvent
 from ._base import AsyncResource, iso, parse_with
@@ -124,6 +125,9 @@ class AsyncEvents(AsyncResource):
         values.setdefault("id", str(uuid.uuid4()))
         values.setdefault("source", self._client.event_source)
         values.setdefault("specversion", "1.0")
+        # Before the model: its JSON mode would turn NaN into null and lose the usage silently.
+        for name, value in values.items():
+            check_json_value(value, f"{where}.{name}")
         try:
             return CloudEvent.model_validate(values)
         except pydantic.ValidationError as exc:

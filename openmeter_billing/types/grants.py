@@ -24,8 +24,8 @@ class EntitlementGrantCreateInput(RequestModel):
     effective_at: AwareDatetime
     priority: int | None = Field(default=None, ge=1, le=255)
     expiration: ExpirationPeriod | None = None
-    min_rollover_amount: float | None = None
-    max_rollover_amount: float | None = None
+    min_rollover_amount: float | None = Field(default=None, ge=0)
+    max_rollover_amount: float | None = Field(default=None, ge=0)
     recurrence: RecurringPeriodCreateInput | None = None
     metadata: dict[str, str] | None = None
     annotations: dict[str, Any] | None = None

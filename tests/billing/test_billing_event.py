@@ -8,7 +8,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from openmeter_billing import ApplyResult, BillingEvent, EntitlementChange, User
+from openmeter_billing import ApplyResult, BillingEvent, EntitlementChange, InvalidInputError, User
 
 AT = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
 
@@ -54,7 +54,7 @@ def test_a_principal_is_accepted_as_the_customer() -> None:
 def test_invalid_events_are_refused_with_the_field_named(
     fields: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(pydantic.ValidationError, match=message):
+    with pytest.raises(InvalidInputError, match=message):
         make(**fields)
 
 

@@ -21,6 +21,7 @@ from openmeter_billing.catalog.compile_openmeter import (
     compile_openmeter_topup_grant,
     topup_feature_key,
 )
+from openmeter_billing.catalog.dsl import DEFAULT_TOPUP_PRIORITY
 
 ENTITLEMENTS_URL = "http://x/api/v2/customers/c/entitlements"
 WHEN = datetime(2025, 3, 1, 12, 30, tzinfo=timezone.utc)
@@ -272,7 +273,7 @@ def test_expiration_duration_is_upper_cased_and_times_are_utc_z() -> None:
     body = compile_openmeter_topup_grant(catalog, "pack", idempotency_key="k", effective_at=local)
     assert body["expiration"] == {"duration": "MONTH", "count": 3}
     assert body["effectiveAt"] == "2025-03-01T12:30:00.250Z"
-    assert "priority" not in body
+    assert body["priority"] == DEFAULT_TOPUP_PRIORITY  # never omitted: OpenMeter would store 0
     _validate("http://x/api/v2/customers/c/entitlements/calls/grants", body)
 
 

@@ -15,11 +15,12 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, runtime_checkable
 
 import anyio
 
 from ..._exceptions import ConfigurationError
+from ..._secret import Secret
 from ._common import (
     DEFAULT_LEASE,
     Clock,
@@ -102,11 +103,11 @@ class PostgresLedger(LedgerBase):
         self.table = table
         self._sql = LedgerSQL.for_table(table)
         # Exactly one of these is set: where connections come from.
-        self._dsn: str | None = None
+        self._dsn: Secret | None = None  # it may hold a password: never in repr, vars or pickle
         self._lent: psycopg.AsyncConnection[Any] | None = None
         self._pool: AsyncConnectionPoolLike | None = None
         if isinstance(dsn_or_pool, str):
-            self._dsn = dsn_or_pool
+            self._dsn = Secret(dsn_or_pool)
         elif isinstance(dsn_or_pool, self._psycopg.AsyncConnection):
             self._lent = dsn_or_pool
         else:
@@ -115,6 +116,16 @@ class PostgresLedger(LedgerBase):
         self._lock = anyio.Lock()  # one statement at a time on a single (owned or lent) connection
         self._needs_table = create_table
         self._closed = False
+
+    def __repr__(self) -> str:
+        source = "dsn" if self._dsn else "pool" if self._pool is not None else "connection"
+        return f"<PostgresLedger table={self.table!r} source={source} lease={self.lease:g}s>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a PostgresLedger holds connections and credentials and cannot be pickled; create "
+            "one per process from your configuration"
+        )
 
     async def claim(self, key: str) -> Claim:
         """Take ``key`` if it is free or its owner's lease ran out; see `Ledger.claim`."""
@@ -221,7 +232,8 @@ class PostgresLedger(LedgerBase):
             return self._lent
         if self._owned is None or self._owned.closed or self._owned.broken:
             connect = self._psycopg.AsyncConnection.connect
-            self._owned = await connect(self._dsn, autocommit=True)
+            assert self._dsn is not None  # set when neither a pool nor a connection was lent
+            self._owned = await connect(self._dsn.reveal(), autocommit=True)
         return self._owned
 
     async def _ensure_table(self, conn: psycopg.AsyncConnection[Any]) -> None:
