@@ -87,6 +87,13 @@ class Router:
         """Every (method, path template) served, for the contract test against the spec."""
         return [(r.method, r.template) for r in self._routes]
 
+    def template_of(self, method: str, path: str) -> str | None:
+        """The template of the route serving ``method path``, or None when none does."""
+        for route in self._routes:
+            if route.method == method and route.pattern.match(path):
+                return route.template
+        return None
+
     def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
         """The handler and decoded path params; 404 for an unknown path, 405 for a wrong method."""
         path_matched = False

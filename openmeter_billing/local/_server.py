@@ -156,8 +156,17 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(problem).encode()
             self._write(error.status, [(b"Content-Type", b"application/problem+json")], body)
             return
-        status, headers, body = self._call_transport(request)
-        self._write(status, headers, body)
+        answer = self._call_transport(request)
+        if answer is None:
+            self._drop()
+            return
+        self._write(*answer)
+
+    def _drop(self) -> None:
+        """Close the connection without an answer, as a crashed or overloaded server does."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
@@ -229,13 +238,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _call_transport(
         self, request: httpx.Request
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The transport's answer; None when it raised a transport error (a dropped connection
+        fault), which the client must see as a dropped connection too."""
         try:
             response = self.server.transport.handle_request(request)
             try:
                 body = _raw_body(response)
             finally:
                 response.close()
+        except httpx.TransportError as error:
+            logger.debug("Loopback server: dropping %s %s: %s", self.command, self.path, error)
+            return None
         except Exception:
             logger.exception("Loopback server: transport failed on %s %s", self.command, self.path)
             return 500, [(b"Content-Type", b"application/problem+json")], _PROBLEM_500
