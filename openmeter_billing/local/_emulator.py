@@ -33,11 +33,12 @@ from openmeter_billing.local import (
 )
 from openmeter_billing.local._clock import Clock
 from openmeter_billing.local._ids import IdFactory
-from openmeter_billing.local._inputs import Query
-from openmeter_billing.local._problems import Problem
-from openmeter_billing.local._router import Context, Reply, Router
+from openmeter_billing.local._inputs import Query, parse_json
+from openmeter_billing.local._problems import Problem, bad_request
+from openmeter_billing.local._router import _UNPARSED, Context, Reply, Router
 from openmeter_billing.local._snapshot import snapshot_of
 from openmeter_billing.local._state import State
+from openmeter_billing.local._validate import check_body, check_params, operation
 from openmeter_billing.local.faults import Delay, Drop, Fail, FaultAction, Faults
 
 if TYPE_CHECKING:
@@ -188,7 +189,10 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
             return self._dispatch(request)
         except Problem as problem:
             return Reply(
-                problem.status, problem.body(request_id), content_type="application/problem+json"
+                problem.status,
+                problem.body(request_id),
+                content_type="application/problem+json",
+                headers=dict(problem.headers),
             )
         except Exception:
             logger.exception("Local OpenMeter failed on %s %s", request.method, request.url.path)
@@ -207,18 +211,20 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def _dispatch(self, request: httpx.Request) -> Reply:
         self._authenticate(request)
         path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
-        handler, params = _ROUTER.resolve(request.method, path)
-        query = Query(parse_qsl(request.url.query.decode("utf-8"), keep_blank_values=True))
+        handler, template, params = _ROUTER.resolve(request.method, path)
+        pairs = parse_qsl(request.url.query.decode("utf-8"), keep_blank_values=True)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        parsed = _validated_body(request, template, params, pairs)
         with self._lock:
             ctx = Context(
                 state=self._state,
                 clock=self.clock,
                 ids=self._ids,
                 params=params,
-                query=query,
+                query=Query(pairs),
                 body=request.content,
                 headers=headers,
+                parsed=parsed,
             )
             return handler(ctx)
 
@@ -229,6 +235,26 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
         expected = f"Bearer {self._api_key}"
         if not hmac.compare_digest(sent.encode(), expected.encode()):
             raise Problem(401, "missing or invalid API token (send Authorization: Bearer <token>)")
+
+
+def _validated_body(
+    request: httpx.Request, template: str, params: dict[str, str], pairs: list[tuple[str, str]]
+) -> Any:
+    """Check the request against OpenMeter's rules; the parsed JSON body, if validated."""
+    rules = operation(request.method, template)
+    if rules is None:
+        return _UNPARSED
+    check_params(rules, params, pairs)
+    if rules["bodies"] is None:
+        return _UNPARSED
+    if not request.content:
+        if rules["body_required"]:
+            raise bad_request("request body is required", field="body")
+        return _UNPARSED
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = parse_json(request.content)
+    check_body(rules, media, body)
+    return body
 
 
 def _fault_reply(fault: Fail, request_id: str) -> Reply:
