@@ -118,7 +118,7 @@ class Router:
         if allowed:
             raise Problem(
                 405,
-                f"method {method} is not allowed on {path}; allowed: {', '.join(allowed)}",
-                headers={"Allow": ", ".join(allowed)},
+                f"method {method} is not allowed on {path}; allowed: {', '.join(sorted(allowed))}",
+                headers={"Allow": ", ".join(sorted(allowed))},
             )
         raise Problem(404, f"no route for {method} {path}")
