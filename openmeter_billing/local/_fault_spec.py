@@ -98,8 +98,6 @@ def add_fault_spec(faults: Faults, spec: str) -> FaultRule:
     route = options.pop("route", VALUE_READS if kind == "ratelimit" else "*")
     if kind == "delay" and "seconds" not in options:
         raise _bad(spec, "delay needs seconds=")
-    if kind == "ratelimit" and "per_second" not in options:
-        raise _bad(spec, "ratelimit needs per_second=")
     adders: dict[str, Callable[..., FaultRule]] = {
         "fail": faults.fail,
         "outage": faults.outage,

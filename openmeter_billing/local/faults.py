@@ -279,9 +279,9 @@ class Faults:
             )
         return self._add(route, Drop(when), share, after, for_)
 
-    def rate_limit(self, route: Route = VALUE_READS, *, per_second: int) -> FaultRule:
+    def rate_limit(self, route: Route = VALUE_READS, *, per_second: int = 30) -> FaultRule:
         """Answer 429 (``Retry-After`` until the next second) past ``per_second`` matching
-        requests in one second, as OpenMeter Cloud limits entitlement value reads."""
+        requests in one second, as OpenMeter Cloud limits entitlement value reads (30 a second)."""
         if per_second < 1:
             raise InvalidInputError("per_second must be >= 1", field="per_second", hint="e.g. 100")
         return self._add(route, Fail(429), 1.0, 0, None, per_second=per_second)

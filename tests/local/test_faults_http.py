@@ -79,6 +79,7 @@ def test_fault_specs_parse(spec: str, routes: tuple[str, ...], action: object) -
 
 
 def test_fault_spec_windows() -> None:
+    assert add_fault_spec(Faults(), "ratelimit").per_second == 30  # OpenMeter Cloud's value limit
     assert add_fault_spec(Faults(), "outage:for=3").for_ == 3
     assert add_fault_spec(Faults(), "outage:for=30s").for_.total_seconds() == 30  # type: ignore[union-attr]
     assert add_fault_spec(Faults(), "fail:after=2,for=5m").after == 2
@@ -86,7 +87,7 @@ def test_fault_spec_windows() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["explode", "fail:share", "fail:bogus=1", "fail:status=abc", "delay", "ratelimit",
+    ["explode", "fail:share", "fail:bogus=1", "fail:status=abc", "delay", "ratelimit:per_second=x",
      "outage:for=soon", "fail:share=2"],
 )  # fmt: skip
 def test_bad_fault_specs_are_refused(spec: str) -> None:
