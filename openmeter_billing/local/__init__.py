@@ -14,5 +14,6 @@ from __future__ import annotations
 
 from openmeter_billing.local._clock import Clock
 from openmeter_billing.local._emulator import LocalOpenMeter, Observer
+from openmeter_billing.local.faults import Faults
 
-__all__ = ["Clock", "LocalOpenMeter", "Observer"]
+__all__ = ["Clock", "Faults", "LocalOpenMeter", "Observer"]

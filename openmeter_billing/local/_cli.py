@@ -28,6 +28,19 @@ def register(subparsers: SubParsers) -> None:
         default=None,
         help="require Authorization: Bearer <key> (default: no auth, like self-hosted OpenMeter)",
     )
+    local.add_argument(
+        "--faults",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=(
+            "inject a fault, repeatable: KIND[:key=value,...] with KIND fail, outage, delay, "
+            "drop or ratelimit, e.g. fail:route=ingest,share=0.1,status=503 (see docs/local.md)"
+        ),
+    )
+    local.add_argument(
+        "--faults-seed", type=int, default=0, help="seed of the faults' random choices (default 0)"
+    )
     local.set_defaults(func=_serve)
 
     demo = subparsers.add_parser(
@@ -53,10 +66,21 @@ def register(subparsers: SubParsers) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from openmeter_billing.local import LocalOpenMeter
+    from openmeter_billing import InvalidInputError
+    from openmeter_billing.local import Faults, LocalOpenMeter
+    from openmeter_billing.local._fault_spec import add_fault_spec
     from openmeter_billing.local._server import LoopbackServer
 
-    server = LoopbackServer(LocalOpenMeter(api_key=args.api_key), host=args.host, port=args.port)
+    # Over HTTP the clients wait in real time, so windows and rate limits use the wall clock.
+    faults = Faults(seed=args.faults_seed, wall_clock=True)
+    try:
+        for spec in args.faults:
+            add_fault_spec(faults, spec)
+    except InvalidInputError as exc:
+        print(f"openmeter-billing local: {exc}", file=sys.stderr)
+        return 2
+    local = LocalOpenMeter(api_key=args.api_key, faults=faults)
+    server = LoopbackServer(local, host=args.host, port=args.port)
     print(f"Local OpenMeter listening on {server.url} (Ctrl-C to stop)", flush=True)
     server.serve_forever()
     print("stopped", flush=True)

@@ -13,11 +13,13 @@ import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+import anyio
 import httpx
 
 from openmeter_billing.local import (
@@ -31,11 +33,13 @@ from openmeter_billing.local import (
 )
 from openmeter_billing.local._clock import Clock
 from openmeter_billing.local._ids import IdFactory
-from openmeter_billing.local._inputs import Query
-from openmeter_billing.local._problems import Problem
-from openmeter_billing.local._router import Context, Reply, Router
+from openmeter_billing.local._inputs import Query, parse_json
+from openmeter_billing.local._problems import Problem, bad_request
+from openmeter_billing.local._router import _UNPARSED, Context, Reply, Router
 from openmeter_billing.local._snapshot import snapshot_of
 from openmeter_billing.local._state import State
+from openmeter_billing.local._validate import check_body, check_params, operation
+from openmeter_billing.local.faults import Delay, Drop, Fail, FaultAction, Faults
 
 if TYPE_CHECKING:
     from openmeter_billing._client import OpenMeterBilling
@@ -77,13 +81,24 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
     Args:
         start: The clock's initial time; defaults to now (then frozen).
         api_key: When set, requests without ``Authorization: Bearer <api_key>`` get 401.
+        faults: Fault rules to start with (see :mod:`openmeter_billing.local.faults`); also
+            reachable, and changeable at any time, as :attr:`faults`.
     """
 
     base_url = "http://localhost:8888"
     """The base URL to give clients; any host works, as the transport ignores it."""
 
-    def __init__(self, *, start: datetime | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        start: datetime | None = None,
+        api_key: str | None = None,
+        faults: Faults | None = None,
+    ) -> None:
         self.clock = Clock(start)
+        self.faults = faults if faults is not None else Faults()
+        """Faults on demand: outages, errors, delays, dropped connections, rate limits."""
+        self.faults.bind(lambda: self.clock.now().timestamp())
         self._api_key = api_key
         self._state = State()
         self._ids = IdFactory()
@@ -135,47 +150,81 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
-        return self._answer(request)
+        response = self._answer(request)
+        late = _late_by(request, response)
+        if late:
+            time.sleep(late)
+        return response
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
-        return self._answer(request)
+        response = self._answer(request)
+        late = _late_by(request, response)
+        if late:
+            await anyio.sleep(late)
+        return response
 
     def _answer(self, request: httpx.Request) -> httpx.Response:
         request_id = f"local-{next(self._request_ids)}"
+        fault = self._fault_for(request)
+        if isinstance(fault, Drop) and fault.when == "before":
+            raise httpx.ConnectError("Local OpenMeter fault: connection refused", request=request)
+        reply = _fault_reply(fault, request_id) if isinstance(fault, Fail) else None
+        response = _to_response(
+            request, reply or self._reply(request, request_id), request_id, self.clock.now()
+        )
+        for observer in list(self._observers):
+            observer(request, response)
+        if isinstance(fault, Drop):
+            raise httpx.RemoteProtocolError(
+                "Local OpenMeter fault: server disconnected without sending a response",
+                request=request,
+            )
+        if isinstance(fault, Delay):
+            response.extensions["local_openmeter_delay"] = fault.seconds
+        return response
+
+    def _reply(self, request: httpx.Request, request_id: str) -> Reply:
         try:
-            reply = self._dispatch(request)
+            return self._dispatch(request)
         except Problem as problem:
-            reply = Reply(
-                problem.status, problem.body(request_id), content_type="application/problem+json"
+            return Reply(
+                problem.status,
+                problem.body(request_id),
+                content_type="application/problem+json",
+                headers=dict(problem.headers),
             )
         except Exception:
             logger.exception("Local OpenMeter failed on %s %s", request.method, request.url.path)
-            reply = Reply(
+            return Reply(
                 500,
                 {"type": "about:blank", "title": "Internal Server Error", "status": 500},
                 content_type="application/problem+json",
             )
-        response = _to_response(request, reply, request_id, self.clock.now())
-        for observer in list(self._observers):
-            observer(request, response)
-        return response
+
+    def _fault_for(self, request: httpx.Request) -> FaultAction | None:
+        if not self.faults:
+            return None
+        path = request.url.raw_path.split(b"?", 1)[0].decode("ascii", "replace")
+        return self.faults.decide(request.method, _ROUTER.template_of(request.method, path))
 
     def _dispatch(self, request: httpx.Request) -> Reply:
         self._authenticate(request)
         path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
-        handler, params = _ROUTER.resolve(request.method, path)
-        query = Query(parse_qsl(request.url.query.decode("utf-8"), keep_blank_values=True))
+        handler, template, params = _ROUTER.resolve(request.method, path)
+        pairs = parse_qsl(request.url.query.decode("utf-8"), keep_blank_values=True)
         headers = {k.lower(): v for k, v in request.headers.items()}
+        parsed = _validated_body(request, template, params, pairs)
         with self._lock:
             ctx = Context(
                 state=self._state,
                 clock=self.clock,
                 ids=self._ids,
                 params=params,
-                query=query,
+                query=Query(pairs),
                 body=request.content,
                 headers=headers,
+                parsed=parsed,
             )
             return handler(ctx)
 
@@ -186,6 +235,49 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
         expected = f"Bearer {self._api_key}"
         if not hmac.compare_digest(sent.encode(), expected.encode()):
             raise Problem(401, "missing or invalid API token (send Authorization: Bearer <token>)")
+
+
+def _validated_body(
+    request: httpx.Request, template: str, params: dict[str, str], pairs: list[tuple[str, str]]
+) -> Any:
+    """Check the request against OpenMeter's rules; the parsed JSON body, if validated."""
+    rules = operation(request.method, template)
+    if rules is None:
+        return _UNPARSED
+    check_params(rules, params, pairs)
+    if rules["bodies"] is None:
+        return _UNPARSED
+    if not request.content:
+        if rules["body_required"]:
+            raise bad_request("request body is required", field="body")
+        return _UNPARSED
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    body = parse_json(request.content)
+    check_body(rules, media, body)
+    return body
+
+
+def _fault_reply(fault: Fail, request_id: str) -> Reply:
+    problem = Problem(fault.status, f"Local OpenMeter fault: injected {fault.status}")
+    body = problem.body(request_id)
+    reply = Reply(fault.status, body, content_type="application/problem+json")
+    if fault.retry_after is not None:
+        reply.headers["retry-after"] = f"{fault.retry_after:g}"
+    return reply
+
+
+def _late_by(request: httpx.Request, response: httpx.Response) -> float:
+    """Seconds to hold a delayed answer; raise the client's ReadTimeout when it would expire."""
+    delay = response.extensions.get("local_openmeter_delay")
+    if not delay:
+        return 0.0
+    timeout = request.extensions.get("timeout", {}).get("read")
+    if timeout is not None and delay >= timeout:
+        raise httpx.ReadTimeout(
+            f"Local OpenMeter fault: answer {delay:g} s late, past the {timeout:g} s read timeout",
+            request=request,
+        )
+    return float(delay)
 
 
 def _to_response(

@@ -16,11 +16,19 @@ __all__ = ["Problem", "bad_request", "conflict", "not_found", "precondition_fail
 class Problem(Exception):
     """An error answer: status, detail and OpenMeter's optional extensions."""
 
-    def __init__(self, status: int, detail: str, extensions: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        extensions: dict[str, Any] | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.extensions = extensions or {}
+        self.headers = headers or {}
 
     def body(self, request_id: str) -> dict[str, Any]:
         """The problem document for this error."""

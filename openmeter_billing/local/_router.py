@@ -15,11 +15,13 @@ from urllib.parse import unquote
 
 from openmeter_billing.local._clock import Clock
 from openmeter_billing.local._ids import IdFactory
-from openmeter_billing.local._inputs import Query, parse_json, parse_json_object
-from openmeter_billing.local._problems import Problem
+from openmeter_billing.local._inputs import Query, parse_json
+from openmeter_billing.local._problems import Problem, bad_request
 from openmeter_billing.local._state import State
 
 __all__ = ["Context", "Handler", "Reply", "Router"]
+
+_UNPARSED: Any = object()
 
 
 @dataclass
@@ -33,12 +35,19 @@ class Context:
     query: Query
     body: bytes
     headers: dict[str, str]
+    parsed: Any = field(default=_UNPARSED)
+    """The body as JSON when validation already parsed it."""
 
     def json_object(self) -> dict[str, Any]:
-        return parse_json_object(self.body)
+        value = self.json()
+        if not isinstance(value, dict):
+            raise bad_request("request body must be a JSON object", field="body")
+        return value
 
     def json(self) -> Any:
-        return parse_json(self.body)
+        if self.parsed is _UNPARSED:
+            self.parsed = parse_json(self.body)
+        return self.parsed
 
     def new_id(self) -> str:
         return self.ids.new(self.clock.now())
@@ -87,16 +96,29 @@ class Router:
         """Every (method, path template) served, for the contract test against the spec."""
         return [(r.method, r.template) for r in self._routes]
 
-    def resolve(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:
-        """The handler and decoded path params; 404 for an unknown path, 405 for a wrong method."""
-        path_matched = False
+    def template_of(self, method: str, path: str) -> str | None:
+        """The template of the route serving ``method path``, or None when none does."""
+        for route in self._routes:
+            if route.method == method and route.pattern.match(path):
+                return route.template
+        return None
+
+    def resolve(self, method: str, path: str) -> tuple[Handler, str, dict[str, str]]:
+        """The handler, its template and decoded path params; 404 for an unknown path, 405 (with
+        ``Allow``) for a method the path does not serve."""
+        allowed: list[str] = []
         for route in self._routes:
             match = route.pattern.match(path)
             if match is None:
                 continue
-            path_matched = True
             if route.method == method:
-                return route.handler, {k: unquote(v) for k, v in match.groupdict().items()}
-        if path_matched:
-            raise Problem(405, f"method {method} is not allowed on {path}")
+                params = {k: unquote(v) for k, v in match.groupdict().items()}
+                return route.handler, route.template, params
+            allowed.append(route.method)
+        if allowed:
+            raise Problem(
+                405,
+                f"method {method} is not allowed on {path}; allowed: {', '.join(sorted(allowed))}",
+                headers={"Allow": ", ".join(sorted(allowed))},
+            )
         raise Problem(404, f"no route for {method} {path}")

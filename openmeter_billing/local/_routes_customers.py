@@ -72,7 +72,7 @@ def _read_body(ctx: Context) -> dict[str, Any]:
 
 def _check_unique(state: State, values: dict[str, Any], own_id: str | None) -> None:
     """409 when the key or a subject key already belongs to another live customer."""
-    for other in state.live_customers():
+    for other in state.claiming([k for k in [values["key"], *(values["subject_keys"] or ())] if k]):
         if other.id == own_id:
             continue
         if values["key"] and other.key == values["key"]:
@@ -92,7 +92,7 @@ def register(router: Router) -> None:
         _check_unique(ctx.state, values, None)
         now = ctx.clock.now()
         record = CustomerRecord(id=ctx.new_id(), created_at=now, updated_at=now, **values)
-        ctx.state.customers[record.id] = record
+        ctx.state.add_customer(record)
         return Reply(201, customer_json(record))
 
     @router.route("GET", "/api/v1/customers")
@@ -122,6 +122,7 @@ def register(router: Router) -> None:
         _check_unique(ctx.state, values, record.id)
         for name, value in values.items():
             setattr(record, name, value)
+        ctx.state.index_customer(record)
         record.updated_at = ctx.clock.now()
         return Reply(200, customer_json(record))
 
@@ -130,7 +131,7 @@ def register(router: Router) -> None:
         record = live_customer(ctx.state, ctx.params["customerIdOrKey"])
         now = ctx.clock.now()
         record.deleted_at = record.updated_at = now
-        for ent in ctx.state.entitlements.values():
+        for ent in ctx.state.entitlements_of(record.id):
             if ent.customer_id == record.id and ent.deleted_at is None:
                 ent.deleted_at = ent.updated_at = now
         return Reply(204)

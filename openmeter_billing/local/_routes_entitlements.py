@@ -34,8 +34,8 @@ def _active_for_feature(
     return next(
         (
             e
-            for e in state.entitlements.values()
-            if e.customer_id == customer_id and e.feature_key == feature_key and e.active_at(at)
+            for e in state.entitlements_of(customer_id)
+            if e.feature_key == feature_key and e.active_at(at)
         ),
         None,
     )
@@ -236,9 +236,9 @@ def _store(
     if replacing is not None:
         old = ctx.state.entitlements[replacing]
         old.deleted_at = old.updated_at = now
-    ctx.state.entitlements[record.id] = record
+    ctx.state.add_entitlement(record)
     for grant in grants:
-        ctx.state.grants[grant.id] = grant
+        ctx.state.add_grant(grant)
     return Reply(201, entitlement_json(ctx.state, record, now))
 
 
@@ -287,8 +287,8 @@ def register(router: Router) -> None:
         include_deleted = ctx.query.boolean("includeDeleted")
         items = [
             e
-            for e in ctx.state.entitlements.values()
-            if e.customer_id == customer.id and (include_deleted or e.deleted_at is None)
+            for e in ctx.state.entitlements_of(customer.id)
+            if include_deleted or e.deleted_at is None
         ]
         return _sorted_page(ctx, items)
 

@@ -8,6 +8,7 @@ are metered as soon as the request returns.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,8 @@ __all__ = ["register"]
 _SINGLE = "application/cloudevents+json"
 _BATCH = "application/cloudevents-batch+json"
 _JSON = "application/json"
+SPEC_VERSIONS = ("1.0", "0.3")  # the versions the CloudEvents Go SDK behind OpenMeter reads
+MAX_EVENT_BYTES = 1024 * 1024  # an event travels as one Kafka message (1 MiB by default)
 
 
 def _events_of(ctx: Context) -> list[Any]:
@@ -48,6 +51,12 @@ def _validate(raw: Any, position: str, now: datetime) -> EventRecord:
     body = Fields(raw, f"{position}.")
     for name in ("id", "source", "specversion", "type", "subject"):
         body.required_string(name, min_len=1)
+    if raw["specversion"] not in SPEC_VERSIONS:
+        raise bad_request(
+            f"{position}.specversion: {raw['specversion']!r} is not a CloudEvents version "
+            f"OpenMeter reads ({', '.join(SPEC_VERSIONS)})",
+            field=f"{position}.specversion",
+        )
     content_type = body.string("datacontenttype")
     if content_type not in (None, "application/json"):
         raise bad_request(
@@ -92,8 +101,23 @@ def _store(ctx: Context, record: EventRecord, raw: dict[str, Any]) -> None:
     )
 
 
+def _check_sizes(ctx: Context, raws: list[Any]) -> None:
+    if len(ctx.body) <= MAX_EVENT_BYTES:
+        return  # no event in the body can be larger than the body
+    for i, raw in enumerate(raws):
+        size = len(json.dumps(raw, separators=(",", ":")).encode())
+        if size > MAX_EVENT_BYTES:
+            field = f"events[{i}]" if len(raws) > 1 else "event"
+            raise bad_request(
+                f"{field}: {size} bytes is larger than the {MAX_EVENT_BYTES} bytes an event "
+                "may take",
+                field=field,
+            )
+
+
 def _ingest(ctx: Context) -> Reply:
     raws = _events_of(ctx)
+    _check_sizes(ctx, raws)
     now = ctx.clock.now()
     records = [
         _validate(raw, f"events[{i}]" if len(raws) > 1 else "event", now)

@@ -247,7 +247,7 @@ def register(router: Router, entitlement_of: Any) -> None:
     def create(ctx: Context) -> Reply:
         ent = entitlement_of(ctx)
         grant = build_grant(ctx, ent, Fields(ctx.json_object()))
-        ctx.state.grants[grant.id] = grant
+        ctx.state.add_grant(grant)
         return Reply(201, render_grant(grant, ctx.clock.now()))
 
     @router.route("GET", base + "/grants")

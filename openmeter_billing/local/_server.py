@@ -85,12 +85,17 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128  # the benchmark opens pools; the default backlog of 5 is too small
 
     def __init__(
-        self, address: tuple[str, int], transport: httpx.BaseTransport, log_requests: bool
+        self,
+        address: tuple[str, int],
+        transport: httpx.BaseTransport,
+        log_requests: bool,
+        idle_timeout: float,
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.transport = transport
         self.log_requests = log_requests
+        self.idle_timeout = idle_timeout
         self.accepted = 0
         self.base_url = ""  # set once bound, when the port is known
         self._connections: set[socket.socket] = set()
@@ -133,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Idle or half-sent connections time out and are closed, freeing their thread.
+        self.connection.settimeout(self.server.idle_timeout)
         self.server.track(self.connection)
 
     def finish(self) -> None:
@@ -156,10 +163,48 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(problem).encode()
             self._write(error.status, [(b"Content-Type", b"application/problem+json")], body)
             return
-        status, headers, body = self._call_transport(request)
-        self._write(status, headers, body)
+        answer = self._call_transport(request)
+        if answer is None:
+            self._drop()
+            return
+        self._write(*answer)
+
+    def _drop(self) -> None:
+        """Close the connection without an answer, as a crashed or overloaded server does."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (PROPFIND, BREW, ...) goes to the transport too, which answers 405
+        # with Allow for a served path; the stdlib would answer a 501 HTML page.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
+    def send_error(
+        self,
+        code: int,
+        message: str | None = None,
+        explain: str | None = None,  # noqa: ARG002 (the stdlib's HTML explanation)
+    ) -> None:
+        """Errors the stdlib detects itself (a bad request line, a 100 KB header, too many
+        headers) are answered as problem+json like every other error, not as an HTML page."""
+        self.close_connection = True
+        title = self.responses.get(code, ("Error",))[0]
+        problem = {
+            "type": "about:blank",
+            "title": title,
+            "status": code,
+            "detail": message or title,
+        }
+        body = json.dumps(problem).encode()
+        if not hasattr(self, "command"):
+            self.command = ""  # the request line was unreadable
+        with contextlib.suppress(OSError):
+            self._write(code, [(b"Content-Type", b"application/problem+json")], body)
 
     # -- request ------------------------------------------------------------------------------
 
@@ -229,13 +274,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _call_transport(
         self, request: httpx.Request
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """The transport's answer; None when it raised a transport error (a dropped connection
+        fault), which the client must see as a dropped connection too."""
         try:
             response = self.server.transport.handle_request(request)
             try:
                 body = _raw_body(response)
             finally:
                 response.close()
+        except httpx.TransportError as error:
+            logger.debug("Loopback server: dropping %s %s: %s", self.command, self.path, error)
+            return None
         except Exception:
             logger.exception("Loopback server: transport failed on %s %s", self.command, self.path)
             return 500, [(b"Content-Type", b"application/problem+json")], _PROBLEM_500
@@ -300,6 +350,8 @@ class LoopbackServer:
         host: Address to bind; ``127.0.0.1`` by default.
         port: Port to bind; ``0`` picks a free one.
         log_requests: Log one line per request at INFO level (quiet by default).
+        idle_timeout: Seconds a connection may stay silent (idle between requests, or in the
+            middle of sending one) before it is closed and its thread freed.
     """
 
     def __init__(
@@ -309,6 +361,7 @@ class LoopbackServer:
         port: int = 8888,
         *,
         log_requests: bool = False,
+        idle_timeout: float = 30.0,
     ) -> None:
         if not _is_loopback(host):
             logger.warning(
@@ -318,7 +371,7 @@ class LoopbackServer:
                 host,
                 port,
             )
-        self._httpd = _HTTPServer((host, port), transport, log_requests)
+        self._httpd = _HTTPServer((host, port), transport, log_requests, idle_timeout)
         bound_port = self._httpd.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         self.url: str = f"http://{shown}:{bound_port}"

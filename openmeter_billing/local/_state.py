@@ -6,7 +6,7 @@ under the emulator's lock. Nothing here knows about HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -172,18 +172,50 @@ class State:
     events: list[IngestedRecord] = field(default_factory=list)
     seen_events: set[tuple[str, str]] = field(default_factory=set)
 
+    # Lookup indexes. They only grow and are checked on every read (a hit must still match),
+    # so a customer whose key changed or who was deleted is filtered out, never returned stale.
+    by_subject: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    by_customer: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    by_entitlement: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def add_customer(self, record: CustomerRecord) -> None:
+        self.customers[record.id] = record
+        self.index_customer(record)
+
+    def index_customer(self, record: CustomerRecord) -> None:
+        """Call after a customer's key or subject keys change."""
+        for subject in record.subjects():
+            self.by_subject.setdefault(subject, set()).add(record.id)
+
+    def add_entitlement(self, record: EntitlementRecord) -> None:
+        self.entitlements[record.id] = record
+        self.by_customer.setdefault(record.customer_id, []).append(record.id)
+
+    def add_grant(self, record: GrantRecord) -> None:
+        self.grants[record.id] = record
+        self.by_entitlement.setdefault(record.entitlement_id, []).append(record.id)
+
     def live_customers(self) -> Iterator[CustomerRecord]:
         return (c for c in self.customers.values() if c.deleted_at is None)
 
+    def claiming(self, subjects: Iterable[str]) -> list[CustomerRecord]:
+        """Live customers whose id, key or subject keys include any of ``subjects``."""
+        ids = set().union(*(self.by_subject.get(s, ()) for s in subjects))
+        found = (self.customers[i] for i in sorted(ids))
+        return [c for c in found if c.deleted_at is None]
+
     def customer_by_key(self, key: str) -> CustomerRecord | None:
-        return next((c for c in self.live_customers() if c.key == key), None)
+        return next((c for c in self.claiming([key]) if c.key == key), None)
 
     def customer_for_subject(self, subject: str) -> CustomerRecord | None:
         """The live customer an event subject is attributed to (id, key or subject key)."""
         found = self.customers.get(subject)
         if found is not None and found.deleted_at is None:
             return found
-        return next((c for c in self.live_customers() if subject in c.subjects()), None)
+        return next((c for c in self.claiming([subject]) if subject in c.subjects()), None)
+
+    def entitlements_of(self, customer_id: str) -> list[EntitlementRecord]:
+        return [self.entitlements[i] for i in self.by_customer.get(customer_id, ())]
 
     def live_meter(self, id_or_slug: str) -> MeterRecord | None:
         found = self.meters.get(id_or_slug)
@@ -201,4 +233,4 @@ class State:
         )
 
     def grants_of(self, entitlement_id: str) -> list[GrantRecord]:
-        return [g for g in self.grants.values() if g.entitlement_id == entitlement_id]
+        return [self.grants[i] for i in self.by_entitlement.get(entitlement_id, ())]
