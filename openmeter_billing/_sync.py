@@ -12,28 +12,25 @@ import functools
 import inspect
 import warnings
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Concatenate, Generic, TypeVar, overload
 
 import httpx
-from typing_extensions import ParamSpec, Self
+from typing_extensions import ParamSpec, Self, Unpack
 
 from ._client import OpenMeterBilling
-from ._constants import DEFAULT_EVENT_SOURCE, DEFAULT_MAX_RETRIES
 from ._http import Query
 from ._loop_thread import LoopThread
+from ._options import ClientOptions
 from ._pagination import AsyncPage, AsyncPaginator
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
-from .billing.engine import AsyncBilling, BillingOptions
-from .billing.ledger import Ledger
+from .billing.engine import AsyncBilling
 from .billing.topups import AsyncTopups
 from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
-from .identity import CustomerIdStore, Identity
-from .providers.base import PaymentProvider
 from .resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -43,7 +40,7 @@ from .resources import (
     AsyncMeters,
     AsyncPortal,
 )
-from .webhooks import AsyncWebhooks, WebhookInbox
+from .webhooks import AsyncWebhooks
 
 __all__ = ["SyncOpenMeterBilling", "SyncPage"]
 
@@ -312,46 +309,9 @@ class SyncOpenMeterBilling:
     while a call runs. Do not share one adapter instance between it and an async client.
     """
 
-    def __init__(
-        self,
-        *,
-        api_key: str | None = None,
-        base_url: str | httpx.URL | None = None,
-        timeout: TimeoutTypes | NotGiven = NOT_GIVEN,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        default_headers: Mapping[str, str] | None = None,
-        http_client: httpx.AsyncClient | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        identity: Identity | None = None,
-        customer_id_store: CustomerIdStore | None = None,
-        event_source: str = DEFAULT_EVENT_SOURCE,
-        catalog: Catalog | None = None,
-        providers: Sequence[PaymentProvider] = (),
-        ledger: Ledger | None = None,
-        billing_options: BillingOptions | None = None,
-        allow_insecure_http: bool = False,
-        webhook_inbox: WebhookInbox | None = None,
-    ) -> None:
+    def __init__(self, **options: Unpack[ClientOptions]) -> None:
         self._loop = LoopThread()
-        factory = functools.partial(
-            OpenMeterBilling,
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout,
-            max_retries=max_retries,
-            default_headers=default_headers,
-            http_client=http_client,
-            transport=transport,
-            identity=identity,
-            customer_id_store=customer_id_store,
-            event_source=event_source,
-            catalog=catalog,
-            providers=providers,
-            ledger=ledger,
-            billing_options=billing_options,
-            allow_insecure_http=allow_insecure_http,
-            webhook_inbox=webhook_inbox,
-        )
+        factory = functools.partial(OpenMeterBilling, **options)
         try:
             # Built on the loop's thread so anything loop-bound belongs to that loop.
             self._async: OpenMeterBilling = self._loop.run(functools.partial(_build, factory))

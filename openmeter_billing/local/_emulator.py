@@ -42,7 +42,10 @@ from openmeter_billing.local._validate import check_body, check_params, operatio
 from openmeter_billing.local.faults import Delay, Drop, Fail, FaultAction, Faults
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from openmeter_billing._client import OpenMeterBilling
+    from openmeter_billing._options import ClientOptions
     from openmeter_billing._sync import SyncOpenMeterBilling
 
 __all__ = ["LocalOpenMeter", "Observer"]
@@ -132,19 +135,21 @@ class LocalOpenMeter(httpx.BaseTransport, httpx.AsyncBaseTransport):
         """Every (method, path template) Local OpenMeter serves."""
         return _ROUTER.templates()
 
-    def client(self, **kwargs: Any) -> OpenMeterBilling:
+    def client(self, **kwargs: Unpack[ClientOptions]) -> OpenMeterBilling:
         """An :class:`~openmeter_billing.OpenMeterBilling` wired to this emulator."""
         from openmeter_billing._client import OpenMeterBilling
 
         kwargs.setdefault("base_url", self.base_url)
-        return OpenMeterBilling(transport=self, **kwargs)
+        kwargs["transport"] = self
+        return OpenMeterBilling(**kwargs)
 
-    def sync_client(self, **kwargs: Any) -> SyncOpenMeterBilling:
+    def sync_client(self, **kwargs: Unpack[ClientOptions]) -> SyncOpenMeterBilling:
         """A :class:`~openmeter_billing.SyncOpenMeterBilling` wired to this emulator."""
         from openmeter_billing._sync import SyncOpenMeterBilling
 
         kwargs.setdefault("base_url", self.base_url)
-        return SyncOpenMeterBilling(transport=self, **kwargs)
+        kwargs["transport"] = self
+        return SyncOpenMeterBilling(**kwargs)
 
     # -- transport ----------------------------------------------------------------------------
 
