@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         AsyncMeters,
         AsyncPortal,
     )
+    from .resources._base import ResourceDeps
     from .webhooks import AsyncWebhooks, WebhookInbox
 
 __all__ = ["OpenMeterBilling"]
@@ -178,42 +179,42 @@ class OpenMeterBilling:
         """Customers: create, get, list, update, delete, access, upsert, sync."""
         from .resources.customers import AsyncCustomers
 
-        return AsyncCustomers(self)
+        return AsyncCustomers(self._resource_deps)
 
     @cached_property
     def events(self) -> AsyncEvents:
         """Usage events: ingest, ingest_batch, list."""
         from .resources.events import AsyncEvents
 
-        return AsyncEvents(self)
+        return AsyncEvents(self._resource_deps)
 
     @cached_property
     def entitlements(self) -> AsyncEntitlements:
         """Entitlements (value, has, access, lifecycle) and ``entitlements.grants``."""
         from .resources.entitlements import AsyncEntitlements
 
-        return AsyncEntitlements(self)
+        return AsyncEntitlements(self._resource_deps)
 
     @cached_property
     def features(self) -> AsyncFeatures:
         """Features: create, get, list, delete."""
         from .resources.features import AsyncFeatures
 
-        return AsyncFeatures(self)
+        return AsyncFeatures(self._resource_deps)
 
     @cached_property
     def meters(self) -> AsyncMeters:
         """Meters: create, get, list, update, delete, query."""
         from .resources.meters import AsyncMeters
 
-        return AsyncMeters(self)
+        return AsyncMeters(self._resource_deps)
 
     @cached_property
     def portal(self) -> AsyncPortal:
         """Consumer portal tokens."""
         from .resources.portal import AsyncPortal
 
-        return AsyncPortal(self)
+        return AsyncPortal(self._resource_deps)
 
     @cached_property
     def catalog(self) -> AsyncCatalogAPI:
@@ -335,21 +336,19 @@ class OpenMeterBilling:
 
     async def _customer_key(self, customer: CustomerRef) -> str:
         """``customerIdOrKey`` for an id, a key or a principal."""
-        if isinstance(customer, str):
-            if not customer:
-                raise InvalidInputError(
-                    "customer must not be empty",
-                    field="customer",
-                    hint="pass an OpenMeter id, a customer key or a principal object",
-                )
-            return customer
-        if customer is None:
-            raise InvalidInputError(
-                "customer is required",
-                field="customer",
-                hint="pass an OpenMeter id, a customer key or a principal object",
-            )
-        return await self.identity.resolve_key(customer)
+        return await self.identity.customer_key(customer)
+
+    @cached_property
+    def _resource_deps(self) -> ResourceDeps:
+        """What the resources get: the HTTP core, identity and settings (not this client)."""
+        from .resources._base import ResourceDeps
+
+        return ResourceDeps(
+            http=self._http,
+            identity=self.identity,
+            customer_id_store=self.customer_id_store,
+            event_source=self.event_source,
+        )
 
     async def aclose(self) -> None:
         """Drain background services (bounded) and close the connection pools.

@@ -29,7 +29,7 @@ from typing import (
     runtime_checkable,
 )
 
-from ._exceptions import IdentityResolutionError
+from ._exceptions import IdentityResolutionError, InvalidInputError
 from ._types import MaybeAwaitable, maybe_await
 from .types.customers import AddressInput, CustomerCreate, CustomerUsageAttributionInput
 
@@ -379,6 +379,24 @@ class Identity:
         """Only the customer key of ``principal``."""
         resolver = self.resolver_for(principal)
         return await _guarded(resolver, principal, resolver.resolve_key(principal))
+
+    async def customer_key(self, customer: object) -> str:
+        """``customerIdOrKey`` for a ``customer`` argument: an id or key as given, else resolved."""
+        if isinstance(customer, str):
+            if not customer:
+                raise InvalidInputError(
+                    "customer must not be empty",
+                    field="customer",
+                    hint="pass an OpenMeter id, a customer key or a principal object",
+                )
+            return customer
+        if customer is None:
+            raise InvalidInputError(
+                "customer is required",
+                field="customer",
+                hint="pass an OpenMeter id, a customer key or a principal object",
+            )
+        return await self.resolve_key(customer)
 
 
 _SCOPE_HINTS = (

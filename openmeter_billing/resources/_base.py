@@ -1,37 +1,51 @@
-"""What every resource shares: the client it belongs to and request/response plumbing."""
+"""What every resource shares: what it depends on (never the whole client) and request/response
+plumbing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pydantic
 
+from .._constants import DEFAULT_EVENT_SOURCE
 from .._exceptions import APIResponseValidationError, InvalidInputError
 from .._http import HTTPCore
 from .._pagination import AsyncPage, PageFetcher
 
 if TYPE_CHECKING:
-    from .._client import OpenMeterBilling
+    from ..identity import CustomerIdStore, Identity
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class ResourceDeps:
+    """What resources use: the HTTP core, the identity resolvers and a few settings.
+
+    The client builds one (and a new one for each `with_options` copy); resources never see the
+    client itself, so a resource cannot reach into another's internals.
+    """
+
+    http: HTTPCore
+    identity: Identity
+    customer_id_store: CustomerIdStore | None = None
+    event_source: str = DEFAULT_EVENT_SOURCE
+
+
 class AsyncResource:
     """Base class of the async resources (``client.customers``, ``client.entitlements``, ...)."""
 
-    def __init__(self, client: OpenMeterBilling) -> None:
-        self._client = client
-
-    @property
-    def _http(self) -> HTTPCore:
-        return self._client._http
+    def __init__(self, deps: ResourceDeps) -> None:
+        self._deps = deps
+        self._http = deps.http
 
     async def _customer_path_key(self, customer: object) -> str:
         """The ``customerIdOrKey`` for a customer given as an id, a key or a principal."""
-        return await self._client._customer_key(customer)
+        return await self._deps.identity.customer_key(customer)
 
 
 def build_input(

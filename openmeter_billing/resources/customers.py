@@ -141,7 +141,7 @@ class AsyncCustomers(AsyncResource):
         id given as a string the customer is read first, to learn its key).
         """
         id_or_key = await self._customer_path_key(customer)
-        store = self._client.customer_id_store
+        store = self._deps.customer_id_store
         key = id_or_key
         if store is not None and isinstance(customer, str):
             key = (await self.get(id_or_key)).key or id_or_key
@@ -206,9 +206,9 @@ class AsyncCustomers(AsyncResource):
         and the `CustomerIdStore` (if configured) records OpenMeter's id. Safe to replay, for
         example after a lost response.
         """
-        resolved = await self._client.identity.resolve(principal)
+        resolved = await self._deps.identity.resolve(principal)
         customer = await self._upsert(resolved.to_create())
-        store = self._client.customer_id_store
+        store = self._deps.customer_id_store
         if store is not None and await store_get(store, resolved.key) != customer.id:
             await store_set(store, resolved.key, customer.id, principal)
         return customer

@@ -11,6 +11,7 @@ from .._http import encode_path
 from .._pagination import AsyncPage, AsyncPaginator
 from ..identity import CustomerRef
 from ..types._common import WindowSize
+from ..types.customers import CustomerAccess
 from ..types.entitlements import (
     Entitlement,
     EntitlementCreateInputs,
@@ -39,13 +40,16 @@ GRANTS = "/api/v2/customers/{}/entitlements/{}/grants"
 VOID_GRANT = "/api/v1/grants/{}"
 
 
+CUSTOMER_ACCESS = "/api/v1/customers/{}/access"
+
+
 class AsyncEntitlements(AsyncResource):
     """Customer entitlements. ``entitlement`` arguments take an entitlement id or a feature key."""
 
     @cached_property
     def grants(self) -> AsyncGrants:
         """Grants on metered entitlements."""
-        return AsyncGrants(self._client)
+        return AsyncGrants(self._deps)
 
     async def value(
         self, customer: CustomerRef, feature_key: str, *, time: datetime | None = None
@@ -66,7 +70,8 @@ class AsyncEntitlements(AsyncResource):
 
     async def access(self, customer: CustomerRef) -> dict[str, EntitlementValue]:
         """Every feature the customer can use now, keyed by feature key."""
-        return (await self._client.customers.access(customer)).entitlements
+        path = encode_path(CUSTOMER_ACCESS, await self._customer_path_key(customer))
+        return parse_model(CustomerAccess, await self._http.request("GET", path)).entitlements
 
     def list(
         self,

@@ -123,7 +123,7 @@ class AsyncEvents(AsyncResource):
         values = {k: v for k, v in fields.items() if v is not None}
         values["subject"] = await self._subject_for(values.get("subject"), customer, where)
         values.setdefault("id", str(uuid.uuid4()))
-        values.setdefault("source", self._client.event_source)
+        values.setdefault("source", self._deps.event_source)
         values.setdefault("specversion", "1.0")
         # Before the model: its JSON mode would turn NaN into null and lose the usage silently.
         for name, value in values.items():
@@ -156,7 +156,7 @@ class AsyncEvents(AsyncResource):
                     hint="drop subject= and let customer= decide, or pass only subject=",
                 )
             return customer
-        resolved = await self._client.identity.resolve(customer)
+        resolved = await self._deps.identity.resolve(customer)
         if subject and subject not in {resolved.subject, resolved.key}:
             raise SubjectMismatchError(
                 f"subject {subject!r} does not belong to the {resolved.scope} whose subject is "

@@ -34,7 +34,7 @@ class AsyncPortal(AsyncResource):
             if isinstance(customer, str):
                 subject = customer
             else:
-                subject = (await self._client.identity.resolve(customer)).subject
+                subject = (await self._deps.identity.resolve(customer)).subject
         body: dict[str, object] = {"subject": subject}
         if allowed_meter_slugs is not None:
             body["allowedMeterSlugs"] = list(allowed_meter_slugs)
