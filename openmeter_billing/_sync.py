@@ -284,6 +284,7 @@ class SyncWebhooks(SyncResource[AsyncWebhooks]):
     """Blocking twin of `AsyncWebhooks` (``wsgi_app`` runs on the facade's event loop)."""
 
     handle = sync_method(AsyncWebhooks.handle)
+    handle_billing_state = sync_method(AsyncWebhooks.handle_billing_state)
     replay = sync_method(AsyncWebhooks.replay)
 
     def wsgi_app(self, *, provider: str | None = None) -> Any:
