@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import pydantic
@@ -34,6 +34,9 @@ from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, CustomerRef, Identity
 from .providers.base import PaymentProvider
+
+if TYPE_CHECKING:
+    from .providers.checkout import AsyncCheckout
 from .resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -210,6 +213,13 @@ class OpenMeterBilling:
     def usage(self) -> AsyncUsage:
         """Usage helpers: has, balance, consume, refund."""
         return AsyncUsage(self)
+
+    @cached_property
+    def checkout(self) -> AsyncCheckout:
+        """Checkout links from the catalog, for every configured payment provider: ``create``."""
+        from .providers.checkout import AsyncCheckout
+
+        return AsyncCheckout(self)
 
     @cached_property
     def webhooks(self) -> AsyncWebhooks:

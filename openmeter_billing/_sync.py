@@ -34,6 +34,7 @@ from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, Identity
 from .providers.base import PaymentProvider
+from .providers.checkout import AsyncCheckout
 from .resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -254,6 +255,7 @@ class SyncMeters(SyncResource[AsyncMeters]):
 class SyncPortal(SyncResource[AsyncPortal]):
     """Blocking twin of `AsyncPortal`."""
 
+    billing_link = sync_method(AsyncPortal.billing_link)
     create_token = sync_method(AsyncPortal.create_token)
     list_tokens = sync_method(AsyncPortal.list_tokens)
     invalidate = sync_method(AsyncPortal.invalidate)
@@ -278,6 +280,12 @@ class SyncTopups(SyncResource[AsyncTopups]):
     """Blocking twin of `AsyncTopups`."""
 
     grant = sync_method(AsyncTopups.grant)
+
+
+class SyncCheckout(SyncResource["AsyncCheckout"]):
+    """Blocking twin of `AsyncCheckout`."""
+
+    create = sync_method(AsyncCheckout.create)
 
 
 class SyncWebhooks(SyncResource[AsyncWebhooks]):
@@ -430,6 +438,11 @@ class SyncOpenMeterBilling:
     def usage(self) -> SyncUsage:
         """Usage helpers: has, balance, consume, refund."""
         return SyncUsage(self._async.usage, self._loop)
+
+    @cached_property
+    def checkout(self) -> SyncCheckout:
+        """Checkout links from the catalog: ``create``."""
+        return SyncCheckout(self._async.checkout, self._loop)
 
     @cached_property
     def webhooks(self) -> SyncWebhooks:

@@ -39,6 +39,8 @@ class Autumn(StandardWebhooksAdapter):
 
     name: ClassVar[str] = "autumn"
     env_var: ClassVar[str] = "AUTUMN_WEBHOOK_SECRET"
+    api_key_env: ClassVar[str] = "AUTUMN_SECRET_KEY"
+    default_base_url: ClassVar[str] = "https://api.useautumn.com"
     header_prefix: ClassVar[str] = "svix"
 
     def _describe(
