@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .catalog.dsl import Catalog
     from .identity import CustomerIdStore, CustomerRef, Identity
     from .providers.base import PaymentProvider
+    from .providers.checkout import AsyncCheckout
     from .resources import (
         AsyncCustomers,
         AsyncEntitlements,
@@ -245,6 +246,15 @@ class OpenMeterBilling:
         return AsyncUsage(self)
 
     @cached_property
+    def checkout(self) -> AsyncCheckout:
+        """Checkout links from the catalog, for every configured payment provider: ``create``."""
+        from .providers.checkout import AsyncCheckout
+
+        return AsyncCheckout(
+            providers=self.providers, identity=self.identity, catalog=self.catalog_definition
+        )
+
+    @cached_property
     def webhooks(self) -> AsyncWebhooks:
         """Payment-provider webhooks: ``handle``, ``replay``, ``asgi_app``, ``wsgi_app``."""
         from .webhooks import AsyncWebhooks
@@ -348,6 +358,7 @@ class OpenMeterBilling:
             identity=self.identity,
             customer_id_store=self.customer_id_store,
             event_source=self.event_source,
+            providers=self.providers,
         )
 
     async def aclose(self) -> None:

@@ -6,7 +6,8 @@ OpenMeterBillingError                  root; never raised directly
 │   ├── CatalogError                   the billing catalog is invalid; .issues lists every problem
 │   └── ProviderNotConfiguredError     a provider is referenced but was not injected
 ├── InvalidInputError (ValueError)     a call argument is wrong; .field names it, .hint says the fix
-│   └── SubjectMismatchError           an event subject belongs to another customer than `customer=`
+│   ├── SubjectMismatchError           an event subject belongs to another customer than `customer=`
+│   └── ProviderUnsupportedError       the provider cannot do this; .hint names the alternative
 ├── IdentityResolutionError            no resolver accepts a principal, or a resolver failed
 ├── InsufficientBalanceError           a metered feature has no balance left for the usage
 ├── OperationInProgressError           another delivery of the same event is being applied
@@ -24,6 +25,7 @@ OpenMeterBillingError                  root; never raised directly
 │       ├── UnprocessableEntityError   422
 │       ├── RateLimitError             429
 │       └── InternalServerError        >= 500
+├── ProviderAPIError                   a payment provider API failed; .status_code, .code
 └── WebhookVerificationError (ValueError)  bad signature or stale timestamp
 ```
 
@@ -62,7 +64,9 @@ __all__ = [
     "PermissionDeniedError",
     "PreconditionFailedError",
     "Problem",
+    "ProviderAPIError",
     "ProviderNotConfiguredError",
+    "ProviderUnsupportedError",
     "RateLimitError",
     "SubjectMismatchError",
     "UnprocessableEntityError",
@@ -158,6 +162,69 @@ class SubjectMismatchError(InvalidInputError):
 
     Usage could otherwise be charged to someone else; drop ``subject`` or make it match.
     """
+
+
+class ProviderUnsupportedError(InvalidInputError):
+    """The payment provider cannot do what was asked; ``hint`` names the alternative."""
+
+
+class ProviderAPIError(OpenMeterBillingError):
+    """A payment provider's API (checkout, portal) failed after the retries it deserved.
+
+    Holds no request, headers or response object, so neither the API key nor a customer's
+    session token can leak through a repr, a log line or a pickle.
+
+    Attributes:
+        provider: The provider name (``stripe``, ``polar``, ...).
+        status_code: The HTTP status, or None when no response arrived (connection error).
+        provider_message: The provider's own error message (secrets scrubbed).
+        code: The provider's error code, when it sent one.
+        method: The HTTP method.
+        url: The URL called (no credentials are ever in it).
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        status_code: int | None,
+        provider_message: str,
+        *,
+        code: str | None = None,
+        method: str = "",
+        url: str = "",
+    ) -> None:
+        status = f"HTTP {status_code}" if status_code is not None else "no response"
+        super().__init__(f"{provider} API {method} {url} failed ({status}): {provider_message}")
+        self.provider = provider
+        self.status_code = status_code
+        self.provider_message = provider_message
+        self.code = code
+        self.method = method
+        self.url = url
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (
+            _rebuild_provider_error,
+            (
+                self.provider,
+                self.status_code,
+                self.provider_message,
+                self.code,
+                self.method,
+                self.url,
+            ),
+        )
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying again later may succeed (no response, 409, 429 or 5xx)."""
+        return self.status_code is None or self.status_code in (409, 429) or self.status_code >= 500
+
+
+def _rebuild_provider_error(
+    provider: str, status: int | None, message: str, code: str | None, method: str, url: str
+) -> ProviderAPIError:
+    return ProviderAPIError(provider, status, message, code=code, method=method, url=url)
 
 
 class IdentityResolutionError(OpenMeterBillingError):

@@ -31,6 +31,7 @@ from .billing.topups import AsyncTopups
 from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
+from .providers.checkout import AsyncCheckout
 from .resources import (
     AsyncCustomers,
     AsyncEntitlements,
@@ -251,6 +252,7 @@ class SyncMeters(SyncResource[AsyncMeters]):
 class SyncPortal(SyncResource[AsyncPortal]):
     """Blocking twin of `AsyncPortal`."""
 
+    billing_link = sync_method(AsyncPortal.billing_link)
     create_token = sync_method(AsyncPortal.create_token)
     list_tokens = sync_method(AsyncPortal.list_tokens)
     invalidate = sync_method(AsyncPortal.invalidate)
@@ -277,10 +279,17 @@ class SyncTopups(SyncResource[AsyncTopups]):
     grant = sync_method(AsyncTopups.grant)
 
 
+class SyncCheckout(SyncResource["AsyncCheckout"]):
+    """Blocking twin of `AsyncCheckout`."""
+
+    create = sync_method(AsyncCheckout.create)
+
+
 class SyncWebhooks(SyncResource[AsyncWebhooks]):
     """Blocking twin of `AsyncWebhooks` (``wsgi_app`` runs on the facade's event loop)."""
 
     handle = sync_method(AsyncWebhooks.handle)
+    handle_billing_state = sync_method(AsyncWebhooks.handle_billing_state)
     replay = sync_method(AsyncWebhooks.replay)
 
     def wsgi_app(self, *, provider: str | None = None) -> Any:
@@ -389,6 +398,11 @@ class SyncOpenMeterBilling:
     def usage(self) -> SyncUsage:
         """Usage helpers: has, balance, consume, refund."""
         return SyncUsage(self._async.usage, self._loop)
+
+    @cached_property
+    def checkout(self) -> SyncCheckout:
+        """Checkout links from the catalog: ``create``."""
+        return SyncCheckout(self._async.checkout, self._loop)
 
     @cached_property
     def webhooks(self) -> SyncWebhooks:

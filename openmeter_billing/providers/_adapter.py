@@ -13,6 +13,7 @@ from .._exceptions import ConfigurationError, WebhookVerificationError
 from .._secret import Secret as _Secret
 from ..billing.events import BillingEvent
 from ..catalog.dsl import Catalog
+from ._api import ProviderAPI
 from ._catalog_index import CatalogIndex, index_for
 from .base import CustomerHint, CustomerResolver, Headers, MappedEvent, ProviderEvent
 from .signatures import DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, raw_body
@@ -37,6 +38,12 @@ class ProviderAdapter:
 
     name: ClassVar[str]
     env_var: ClassVar[str]
+    #: Where the API key for checkout and portal links comes from when ``api_key=`` is not given.
+    api_key_env: ClassVar[str]
+    #: The provider's production API root; ``base_url=`` points at a sandbox or a test server.
+    default_base_url: ClassVar[str]
+    #: The header the provider honours for idempotent retries (Stripe), if any.
+    idempotency_header: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -46,8 +53,17 @@ class ProviderAdapter:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         resolve_customer: CustomerResolver | None = None,
         clock: Callable[[], float] = time.time,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        api_max_retries: int = 2,
     ) -> None:
         self._secrets = tuple(_Secret(s) for s in self._load_secrets(webhook_secret))
+        key = api_key if api_key is not None else os.environ.get(self.api_key_env)
+        self._api_key = _Secret(key.strip()) if key and key.strip() else None
+        self.base_url = check_base_url(self.name, base_url or self.default_base_url)
+        if isinstance(api_max_retries, bool) or not isinstance(api_max_retries, int):
+            raise ConfigurationError(f"{self.name}: api_max_retries must be an int")
+        self.api_max_retries = max(0, api_max_retries)
         given: object = tolerance  # checked at run time: callers may pass anything
         if isinstance(given, bool) or not isinstance(given, (int, float)) or given <= 0:
             raise ConfigurationError(
@@ -105,6 +121,31 @@ class ProviderAdapter:
             f"{type(self).__name__} holds webhook secrets and cannot be pickled; "
             "build the adapter in each process from its environment variable"
         )
+
+    # -- provider API (checkout and portal links) ----------------------------------------------
+
+    def api(self) -> ProviderAPI:
+        """A client for this provider's API; `ConfigurationError` without an API key."""
+        if self._api_key is None:
+            raise ConfigurationError(
+                f"{self.name}: checkout and portal links need the provider's API key: pass "
+                f"api_key= to {type(self).__name__}(...) or set {self.api_key_env}"
+            )
+        return ProviderAPI(
+            self.name,
+            self.base_url,
+            self._auth_headers,
+            secrets=self._api_secrets,
+            idempotency_header=self.idempotency_header,
+            max_retries=self.api_max_retries,
+        )
+
+    def _api_secrets(self) -> list[str]:
+        return [self._api_key.reveal()] if self._api_key is not None else []
+
+    def _auth_headers(self) -> dict[str, str]:
+        """Bearer auth (Stripe, Polar, Dodo, Autumn); Creem and Razorpay override it."""
+        return {"Authorization": f"Bearer {self._api_secrets()[0]}"}
 
     # -- verification -------------------------------------------------------------------------
 
@@ -258,6 +299,22 @@ class MappingContext:
 
     def unknown_type(self) -> MappedEvent:
         return MappedEvent(ignored=f"unknown_event_type: {self.event.type}")
+
+
+def check_base_url(provider: str, url: str) -> str:
+    """An https URL (or http on loopback, for tests), without its trailing slash."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        parsed = None
+    loopback = parsed is not None and parsed.host in ("localhost", "127.0.0.1", "::1")
+    if parsed is None or not (parsed.scheme == "https" or (parsed.scheme == "http" and loopback)):
+        raise ConfigurationError(
+            f"{provider}: base_url must be an https:// URL (http:// only on loopback), got {url!r}"
+        )
+    return url.rstrip("/")
 
 
 def _text(value: object) -> str | None:

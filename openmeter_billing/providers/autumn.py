@@ -32,11 +32,15 @@ class Autumn(StandardWebhooksAdapter):
     Autumn's ``customer_id`` is your id, so it is the customer unless ``resolve_customer`` says
     otherwise. Each ``plan_changes`` entry of ``billing.updated`` becomes one billing event; the
     plan is the catalog plan whose ``provider_ids["autumn"]`` (or key) is the ``plan_id``.
-    Autumn is also driven without webhooks: see `billing_state_event`.
+    Autumn is also driven without webhooks: after an attach or check call, pass what it
+    returned to ``client.webhooks.handle_billing_state(state)``, which applies
+    `billing_state_event`'s result exactly once.
     """
 
     name: ClassVar[str] = "autumn"
     env_var: ClassVar[str] = "AUTUMN_WEBHOOK_SECRET"
+    api_key_env: ClassVar[str] = "AUTUMN_SECRET_KEY"
+    default_base_url: ClassVar[str] = "https://api.useautumn.com"
     header_prefix: ClassVar[str] = "svix"
 
     def _describe(

@@ -48,6 +48,11 @@ class Creem(ProviderAdapter):
 
     name: ClassVar[str] = "creem"
     env_var: ClassVar[str] = "CREEM_WEBHOOK_SECRET"
+    api_key_env: ClassVar[str] = "CREEM_API_KEY"
+    default_base_url: ClassVar[str] = "https://api.creem.io"
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"x-api-key": self._api_secrets()[0]}
 
     def _check_signature(self, headers: list[tuple[str, str]], body: bytes, now: float) -> None:
         signature = require_header(headers, "creem-signature", self.name)

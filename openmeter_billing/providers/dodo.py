@@ -38,6 +38,8 @@ class Dodo(StandardWebhooksAdapter):
 
     name: ClassVar[str] = "dodo"
     env_var: ClassVar[str] = "DODO_WEBHOOK_SECRET"
+    api_key_env: ClassVar[str] = "DODO_PAYMENTS_API_KEY"
+    default_base_url: ClassVar[str] = "https://live.dodopayments.com"
 
     def _describe(
         self, headers: list[tuple[str, str]], payload: dict[str, Any], signed_at: int | None

@@ -33,6 +33,8 @@ class Polar(StandardWebhooksAdapter):
 
     name: ClassVar[str] = "polar"
     env_var: ClassVar[str] = "POLAR_WEBHOOK_SECRET"
+    api_key_env: ClassVar[str] = "POLAR_ACCESS_TOKEN"
+    default_base_url: ClassVar[str] = "https://api.polar.sh"
     legacy_keys: ClassVar[bool] = True
 
     def _describe(

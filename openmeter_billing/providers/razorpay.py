@@ -3,9 +3,13 @@ payment, order and refund events."""
 
 from __future__ import annotations
 
+import base64
+import os
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
+from .._exceptions import ConfigurationError
 from ._adapter import (
     MappingContext,
     ProviderAdapter,
@@ -45,6 +49,29 @@ class Razorpay(ProviderAdapter):
 
     name: ClassVar[str] = "razorpay"
     env_var: ClassVar[str] = "RAZORPAY_WEBHOOK_SECRET"
+    api_key_env: ClassVar[str] = "RAZORPAY_KEY_SECRET"
+    default_base_url: ClassVar[str] = "https://api.razorpay.com"
+
+    def __init__(
+        self,
+        webhook_secret: str | Sequence[str] | None = None,
+        *,
+        key_id: str | None = None,
+        **options: Any,
+    ) -> None:
+        """``key_id`` (or ``RAZORPAY_KEY_ID``) with ``api_key`` (the key secret, or
+        ``RAZORPAY_KEY_SECRET``) authenticate checkout calls; webhooks need neither."""
+        super().__init__(webhook_secret, **options)
+        self.key_id = key_id or os.environ.get("RAZORPAY_KEY_ID") or None
+
+    def _auth_headers(self) -> dict[str, str]:
+        if not self.key_id:
+            raise ConfigurationError(
+                "razorpay: checkout links need the key id with the key secret: pass "
+                "key_id= to Razorpay(...) or set RAZORPAY_KEY_ID"
+            )
+        token = base64.b64encode(f"{self.key_id}:{self._api_secrets()[0]}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
 
     def _check_signature(self, headers: list[tuple[str, str]], body: bytes, now: float) -> None:
         signature = require_header(headers, "X-Razorpay-Signature", self.name)

@@ -29,6 +29,9 @@ class Stripe(ProviderAdapter):
 
     name: ClassVar[str] = "stripe"
     env_var: ClassVar[str] = "STRIPE_WEBHOOK_SECRET"
+    api_key_env: ClassVar[str] = "STRIPE_SECRET_KEY"
+    default_base_url: ClassVar[str] = "https://api.stripe.com"
+    idempotency_header: ClassVar[str | None] = "Idempotency-Key"
 
     def _check_signature(self, headers: list[tuple[str, str]], body: bytes, now: float) -> int:
         signature = require_header(headers, "Stripe-Signature", self.name)

@@ -4,7 +4,7 @@ plumbing."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
@@ -17,6 +17,7 @@ from .._pagination import AsyncPage, PageFetcher
 
 if TYPE_CHECKING:
     from ..identity import CustomerIdStore, Identity
+    from ..providers.base import PaymentProvider
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 T = TypeVar("T")
@@ -34,6 +35,7 @@ class ResourceDeps:
     identity: Identity
     customer_id_store: CustomerIdStore | None = None
     event_source: str = DEFAULT_EVENT_SOURCE
+    providers: Mapping[str, PaymentProvider] = field(default_factory=dict)
 
 
 class AsyncResource:

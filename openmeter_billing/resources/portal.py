@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import pydantic
 
@@ -11,6 +12,9 @@ from ..identity import CustomerRef
 from ..types.portal import PortalToken
 from ._base import AsyncResource, parse_model, parse_with
 
+if TYPE_CHECKING:
+    from ..providers.checkout import PortalLink
+
 __all__ = ["AsyncPortal"]
 
 TOKENS = "/api/v1/portal/tokens"
@@ -18,7 +22,39 @@ _token_list: pydantic.TypeAdapter[list[PortalToken]] = pydantic.TypeAdapter(list
 
 
 class AsyncPortal(AsyncResource):
-    """Consumer portal tokens."""
+    """Consumer portal tokens (OpenMeter) and payment providers' billing portal links."""
+
+    async def billing_link(
+        self,
+        customer: CustomerRef,
+        *,
+        provider: str,
+        return_url: str | None = None,
+        provider_customer_id: str | None = None,
+    ) -> PortalLink:
+        """A link to the provider's billing portal, where the customer manages payment methods,
+        invoices and cancellation (Stripe billing portal, Polar customer session, Dodo and Creem
+        customer portals, Autumn's billing portal).
+
+        Polar and Autumn find the customer by its key; Stripe, Dodo and Creem need
+        ``provider_customer_id`` (``cus_...``/``cust_...``, from the webhook's billing event
+        metadata). The link logs the customer in: send it to them, never log it.
+
+        Raises:
+            InvalidInputError: a provider that needs ``provider_customer_id`` did not get it.
+            ProviderUnsupportedError: no portal at this provider (Razorpay); ``hint`` says why.
+            ProviderAPIError: the provider refused or stayed unreachable after retries.
+        """
+        from ..providers.checkout import billing_link
+
+        return await billing_link(
+            self._deps.providers,
+            self._deps.identity,
+            customer,
+            provider=provider,
+            return_url=return_url,
+            provider_customer_id=provider_customer_id,
+        )
 
     async def create_token(
         self,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from .._exceptions import (
     APIConnectionError,
+    ConfigurationError,
     InternalServerError,
     InvalidInputError,
     NotFoundError,
@@ -21,10 +22,11 @@ from .._exceptions import (
 )
 from ..billing._ledger_run import run_once
 from ..billing.engine import AsyncBilling
+from ..billing.events import BillingEvent
 from ..billing.ledger import InMemoryLedger, Ledger
 from ..billing.topups import AsyncTopups
 from ..catalog.dsl import Catalog
-from ..providers.base import Headers, PaymentProvider, ProviderEvent
+from ..providers.base import Headers, MappedEvent, PaymentProvider, ProviderEvent
 from .inbox import InboxEntry, WebhookInbox, safe_headers, with_outcome
 
 __all__ = ["AsyncWebhooks", "Outcome", "WebhookResult"]
@@ -168,11 +170,44 @@ class AsyncWebhooks:
         await self.inbox.record(with_outcome(entry, result.outcome, result.http_status))
         return result
 
+    async def handle_billing_state(
+        self,
+        state: Mapping[str, Any],
+        *,
+        provider: str = "autumn",
+        occurred_at: datetime | None = None,
+    ) -> WebhookResult:
+        """Apply what Autumn's attach/check flow learned, where no webhook is sent.
+
+        ``state`` is what `Autumn.billing_state_event` takes (``customer_id``, ``plan_id``,
+        optional ``type``, ``status``, ``entity_id``, ``event_id``, ``metadata``). The billing
+        event is applied exactly once per ``event_id`` through the same ledger as webhooks, so
+        calling this after every attach and every check is safe when you pass a stable
+        ``event_id`` (without one, each call is a new event).
+
+        Raises:
+            ConfigurationError: no Autumn adapter is configured under ``provider``.
+            InvalidInputError: no ``customer_id``, or a plan the catalog does not know.
+        """
+        adapter = self.providers.get(provider)
+        build = getattr(adapter, "billing_state_event", None)
+        if adapter is None or build is None:
+            raise ConfigurationError(
+                f"handle_billing_state needs an Autumn adapter named {provider!r}: pass "
+                "providers=[Autumn(...)] to OpenMeterBilling"
+            )
+        billing_event: BillingEvent = build(state, catalog=self._catalog, occurred_at=occurred_at)
+        ids = (billing_event.provider_event_id, "billing_state")
+        return await self._run(adapter.name, ids, MappedEvent(billing_events=(billing_event,)))
+
     async def _apply(self, adapter: PaymentProvider, event: ProviderEvent) -> WebhookResult:
-        name, ids = adapter.name, (event.delivery_id, event.type)
-        mapped = adapter.map(event, catalog=self._catalog)
+        ids = (event.delivery_id, event.type)
+        return await self._run(adapter.name, ids, adapter.map(event, catalog=self._catalog))
+
+    async def _run(self, name: str, ids: tuple[str, str], mapped: MappedEvent) -> WebhookResult:
+        delivery_id = ids[0]
         if mapped.rejected:
-            logger.warning("%s webhook %s rejected: %s", name, event.delivery_id, mapped.rejected)
+            logger.warning("%s webhook %s rejected: %s", name, delivery_id, mapped.rejected)
             return _result("rejected", mapped.rejected, name, *ids)
         if not (mapped.billing_events or mapped.topups):
             return _result("ignored", mapped.ignored or "nothing to apply", name, *ids)
@@ -200,9 +235,7 @@ class AsyncWebhooks:
             return {"results": done}
 
         try:
-            outcome = await run_once(
-                self.ledger, f"webhook:{name}:{event.delivery_id}", work, wait=0
-            )
+            outcome = await run_once(self.ledger, f"webhook:{name}:{delivery_id}", work, wait=0)
         except OperationInProgressError:
             return _result(
                 "in_progress", "another delivery of this event is being applied", name, *ids
@@ -211,14 +244,14 @@ class AsyncWebhooks:
             logger.warning(
                 "%s webhook %s failed, provider will retry: %s",
                 name,
-                event.delivery_id,
+                delivery_id,
                 type(exc).__name__,
             )
             return _result("failed", f"{type(exc).__name__}: retry later", name, *ids)
         except InvalidInputError as exc:
             return _result("rejected", str(exc), name, *ids)
         except Exception as exc:
-            logger.exception("%s webhook %s failed", name, event.delivery_id)
+            logger.exception("%s webhook %s failed", name, delivery_id)
             return _result("failed", f"{type(exc).__name__}", name, *ids, status=500)
         results = tuple(outcome.result.get("results", ()))
         if not outcome.fresh:
