@@ -180,7 +180,7 @@ async def crash_once(cap: float, folder: Path) -> tuple[float | None, int]:
             base_url=server.url, catalog=CATALOG, ledger=SQLiteLedger(path), max_retries=0
         ) as client:
             await prepare(client)
-            proc = subprocess.Popen(  # noqa: S603 - our own script
+            proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before timing
                 [sys.executable, __file__, "--child", server.url, path],
                 stdout=subprocess.PIPE,
                 text=True,
@@ -225,8 +225,10 @@ async def main(args: argparse.Namespace) -> None:
         if args.crash_cap > 0:
             took, count = await crash_once(args.crash_cap, folder)
             shown = f"{took:.2f} s" if took is not None else f"> {args.crash_cap:.0f} s (gave up)"
-            print(f"crash: child SIGKILLed after its grant; retry succeeded after {shown}; "
-                  f"grants: {count}")
+            print(
+                f"crash: child SIGKILLed after its grant; retry succeeded after {shown}; "
+                f"grants: {count}"
+            )
 
 
 if __name__ == "__main__":
