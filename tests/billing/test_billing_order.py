@@ -163,7 +163,7 @@ async def final_state(ledger: Any, deliveries: list[list[Any]]) -> dict[str, Any
 
 @pytest.mark.parametrize("kind", KINDS)
 @settings(
-    max_examples=int(os.environ.get("ORDER_EXAMPLES", "15")),
+    max_examples=int(os.environ.get("ORDER_EXAMPLES", "10")),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
