@@ -30,7 +30,8 @@ from ._grants import (
     live_topup_grants,
     topup_holder_body,
 )
-from ._ledger_run import run_once
+from ._ledger_run import WAIT_FOR_OWNER, run_once
+from ._ordering import OrderedLocks
 from .events import ApplyResult, BillingEvent, EntitlementChange
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ GRANTING = {
     "invoice.paid",
 }
 REVOKING = {"subscription.expired", "subscription.revoked"}
+#: Where the newest applied event time lives in a subscription's lock data.
+NEWEST_KEY = "newest_event_at"
 
 EntitlementMapper: TypeAlias = Callable[
     [BillingEvent], MaybeAwaitable[Sequence[Mapping[str, Any]] | None]
@@ -93,6 +96,7 @@ class AsyncBilling:
 
     def __init__(self, client: OpenMeterBilling) -> None:
         self._client = client
+        self._order = OrderedLocks()
 
     @property
     def options(self) -> BillingOptions:
@@ -105,6 +109,11 @@ class AsyncBilling:
         Cancellation at period end changes nothing until the period ends (the provider's expiry
         event revokes); revoke and expire take effect now; renewals change nothing unless terms
         changed. An event older than the last one applied to the same subscription is skipped.
+
+        Events of one subscription are applied one at a time (a lock in the ledger, shared by
+        every worker, or in this process without a ledger), and the newest applied event time
+        is remembered even when nothing changed, so the final state is the one the events give
+        in time order, whatever order and concurrency they arrive in.
         Every delivery, duplicates included, ingests the audit event under one stable id, so
         OpenMeter keeps exactly one.
 
@@ -140,10 +149,22 @@ class AsyncBilling:
             return ApplyResult("audited", "entitlement_mode is 'none'")
         if event.type not in GRANTING | REVOKING | {"subscription.canceled"}:
             return ApplyResult("audited", f"{event.type} does not change entitlements")
+        name = _order_lock_name(event)
+        if name is None:
+            return await self._apply_in_order(event, {})
+        return await self._order.run(
+            self._client.ledger,
+            name,
+            lambda memory: self._apply_in_order(event, memory),
+            wait=WAIT_FOR_OWNER,
+        )
+
+    async def _apply_in_order(self, event: BillingEvent, memory: dict[str, Any]) -> ApplyResult:
+        """Apply ``event`` while holding its subscription's lock; ``memory`` is the lock's data."""
         current = [
             e async for e in self._client.entitlements.list(event.customer, include_deleted=True)
         ]
-        stale = await self._stale_reason(event, current)
+        stale = _stale_reason(event, current, memory)
         if stale is not None:
             return ApplyResult("stale", stale)
         if event.type == "subscription.canceled" and _ends_later(event):
@@ -155,33 +176,10 @@ class AsyncBilling:
             return ApplyResult("audited", f"{event.type} names no plan; entitlements kept")
         live = [e for e in current if e.deleted_at is None]
         changes = await self._reconcile(event, live, targets)
-        if event.type not in GRANTING:
-            await self._record_end(event)
+        # This event decided the subscription's state (a plan, or no access): remember its
+        # time even if nothing changed, so an older event arriving later cannot undo it.
+        memory[NEWEST_KEY] = _stamp(event.occurred_at)
         return ApplyResult("applied", f"{event.type} reconciled", tuple(changes))
-
-    async def _stale_reason(self, event: BillingEvent, current: list[Entitlement]) -> str | None:
-        """Why ``event`` is older than what was applied to its subscription, or None."""
-        newest = _newest_applied(current, event.subscription_id)
-        if newest is not None and newest > event.occurred_at:
-            return f"an event from {newest.isoformat()} was applied already"
-        ledger = self._client.ledger
-        if ledger is None or event.subscription_id is None:
-            return None
-        # Ended subscriptions leave no live entitlement to carry a stamp, so the end is
-        # remembered in the ledger (write-once, like the end itself).
-        ended = await ledger.get(_ended_key(event))
-        ended_at = (ended.result or {}).get("at") if ended and ended.state == "done" else None
-        if ended_at and datetime.fromisoformat(str(ended_at)) > event.occurred_at:
-            return f"the subscription ended at {ended_at}"
-        return None
-
-    async def _record_end(self, event: BillingEvent) -> None:
-        ledger = self._client.ledger
-        if ledger is None or event.subscription_id is None:
-            return
-        claim = await ledger.claim(_ended_key(event))
-        if claim.state == "new" and claim.token is not None:
-            await ledger.complete(claim.key, claim.token, {"at": _stamp(event.occurred_at)})
 
     async def _targets(self, event: BillingEvent) -> list[dict[str, Any]] | None:
         """Create bodies for what ``event`` grants; None when it says nothing about that."""
@@ -320,8 +318,33 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat()
 
 
-def _ended_key(event: BillingEvent) -> str:
-    return f"billing-ended:{event.provider}:{event.subscription_id}"
+def _order_lock_name(event: BillingEvent) -> str | None:
+    """The lock that orders ``event`` among its subscription's events (per customer without one)."""
+    if event.subscription_id is not None:
+        return f"lock:billing-subscription:{event.provider}:{event.subscription_id}"
+    if isinstance(event.customer, str):
+        return f"lock:billing-customer:{event.customer}"
+    return None
+
+
+def _stale_reason(
+    event: BillingEvent, current: list[Entitlement], memory: Mapping[str, Any]
+) -> str | None:
+    """Why ``event`` is older than what was applied to its subscription, or None.
+
+    Two witnesses: the stamps on the subscription's entitlements (deleted ones included) and
+    the lock's memory, which also knows events that changed nothing or removed everything.
+    """
+    if event.subscription_id is None:
+        return None
+    newest = _newest_applied(current, event.subscription_id)
+    remembered = memory.get(NEWEST_KEY)
+    if isinstance(remembered, str):
+        at = datetime.fromisoformat(remembered)
+        newest = at if newest is None else max(newest, at)
+    if newest is not None and newest > event.occurred_at:
+        return f"an event from {newest.isoformat()} was applied already"
+    return None
 
 
 def _newest_applied(

@@ -23,6 +23,8 @@ from ._protocol import Claim, LedgerClaimLostError
 
 MAX_KEY_LENGTH = 512
 DEFAULT_LEASE = 300.0
+#: Seconds a heartbeating owner may stay silent before its claim counts as abandoned.
+DEFAULT_LIVENESS = 5.0
 
 Clock = Callable[[], float]
 RowState = Literal["in_progress", "done"]
@@ -40,6 +42,8 @@ class Row:
     attempts: int = 1
     completed_at: float | None = None
     result_json: str | None = None
+    #: Last `renew` by the owner; ``None`` for owners that never renew (only the lease bounds them).
+    heartbeat_at: float | None = None
 
 
 def check_key(key: object) -> str:
@@ -187,28 +191,62 @@ def decode_result(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-def decide_claim(key: str, row: Row | None, now: float, lease: float) -> tuple[Claim, Row | None]:
+def is_stale(row: Row, now: float, lease: float, liveness: float) -> bool:
+    """Whether an unfinished ``row``'s owner counts as gone.
+
+    An owner that renews (heartbeats) is gone once it has been silent for ``liveness`` seconds;
+    one that never renewed cannot be checked, so only the ``lease`` bounds it.
+    """
+    if now - row.claimed_at >= lease:
+        return True
+    return row.heartbeat_at is not None and now - row.heartbeat_at >= liveness
+
+
+def decide_claim(
+    key: str, row: Row | None, now: float, lease: float, liveness: float = DEFAULT_LIVENESS
+) -> tuple[Claim, Row | None]:
     """Apply the claim rules to the stored ``row``: the answer, and the row to write (if any)."""
     if row is None:
         token = new_token()
         return Claim("new", key, token, None), Row("in_progress", token, now)
     if row.state == "done":
         return Claim("done", key, None, decode_result(row.result_json)), None
-    if now - row.claimed_at < lease:
+    if not is_stale(row, now, lease, liveness):
         return Claim("in_progress", key, None, None), None
-    # The owner outlived its lease: most likely it crashed between claim and complete.
+    # The owner outlived its lease or stopped heartbeating: most likely it crashed.
     token = new_token()
     taken = Row("in_progress", token, now, attempts=row.attempts + 1)
     return Claim("new", key, token, None, recovered=True), taken
 
 
-def row_to_claim(key: str, row: Row | None) -> Claim | None:
+def decide_lock(
+    key: str, row: Row | None, now: float, lease: float, liveness: float
+) -> tuple[Claim, Row | None]:
+    """The lock rules: a free (``done``) or abandoned lock row is taken, keeping its saved data."""
+    if row is not None and row.state == "in_progress" and not is_stale(row, now, lease, liveness):
+        return Claim("in_progress", key, None, None), None
+    token = new_token()
+    recovered = row is not None and row.state == "in_progress"
+    attempts = row.attempts + 1 if row is not None and recovered else 1
+    kept = row.result_json if row is not None else None
+    taken = Row("in_progress", token, now, attempts=attempts, result_json=kept)
+    return Claim("new", key, token, decode_result(kept), recovered=recovered), taken
+
+
+def row_to_claim(
+    key: str,
+    row: Row | None,
+    now: float | None = None,
+    lease: float = DEFAULT_LEASE,
+    liveness: float = DEFAULT_LIVENESS,
+) -> Claim | None:
     """What `Ledger.get` reports for a stored row (never a token: peeking grants no ownership)."""
     if row is None:
         return None
     if row.state == "done":
         return Claim("done", key, None, decode_result(row.result_json))
-    return Claim("in_progress", key, None, None)
+    stale = now is not None and is_stale(row, now, lease, liveness)
+    return Claim("in_progress", key, None, None, stale=stale)
 
 
 def check_owner(key: str, token: str, row: Row | None, action: str) -> bool:
@@ -224,17 +262,39 @@ def check_owner(key: str, token: str, row: Row | None, action: str) -> bool:
     return row.state == "done"
 
 
+def check_live_owner(key: str, token: str, row: Row | None, action: str) -> Row:
+    """Check that ``token`` holds ``row`` unfinished (for `renew` and `unlock`)."""
+    if check_owner(key, token, row, action):
+        raise LedgerClaimLostError(key, token, f"cannot {action}: the key is already done")
+    assert row is not None
+    return row
+
+
 class LedgerBase:
     """Shared plumbing: settings checks and ``async with`` support."""
 
-    def __init__(self, *, lease: float, retention: float | None, now: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        lease: float,
+        retention: float | None,
+        now: Clock,
+        liveness: float = DEFAULT_LIVENESS,
+    ) -> None:
         checked_lease = check_seconds("lease", lease)
         assert checked_lease is not None  # not optional, so it was checked
         self.lease: float = checked_lease
+        checked_liveness = check_seconds("liveness", liveness)
+        assert checked_liveness is not None
+        self.liveness: float = checked_liveness
         self.retention: float | None = check_seconds("retention", retention, optional=True)
         if not callable(now):
             raise ConfigurationError(f"now: must be a callable returning seconds, got {now!r}")
         self._now = now
+
+    def _peek(self, key: str, row: Row | None) -> Claim | None:
+        """`row_to_claim` under this ledger's clock, lease and liveness."""
+        return row_to_claim(key, row, self._now(), self.lease, self.liveness)
 
     async def aclose(self) -> None:
         """Release resources; subclasses extend this."""

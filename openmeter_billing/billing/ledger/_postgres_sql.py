@@ -42,8 +42,11 @@ def postgres_ledger_ddl(table: str = DEFAULT_POSTGRES_TABLE) -> str:
         "    claimed_at double precision NOT NULL,\n"
         "    attempts integer NOT NULL DEFAULT 1,\n"
         "    completed_at double precision,\n"
-        "    result jsonb\n"
+        "    result jsonb,\n"
+        "    heartbeat_at double precision\n"
         ");\n"
+        # Tables created before heartbeats existed get the column on the next migration.
+        f"ALTER TABLE {quoted} ADD COLUMN IF NOT EXISTS heartbeat_at double precision;\n"
         f"CREATE INDEX IF NOT EXISTS {index}\n"
         f"    ON {quoted} (completed_at) WHERE completed_at IS NOT NULL;\n"
     )
@@ -59,11 +62,16 @@ class LedgerSQL:
     complete: str
     release: str
     purge: str
+    renew: str
+    acquire: str
+    unlock: str
 
     @classmethod
     def for_table(cls, table: str) -> LedgerSQL:
         """Build the statements for ``table`` (raises `ConfigurationError` for a bad name)."""
         t, _ = quote_table(table)
+        # An unfinished row whose owner counts as gone: lease over, or heartbeat gone silent.
+        stale = "(l.claimed_at <= %(stale_before)s OR l.heartbeat_at <= %(silent_before)s)"
         return cls(
             ddl=postgres_ledger_ddl(table),
             # `t` is a quoted, checked identifier, so the f-strings below cannot inject SQL (S608).
@@ -74,13 +82,14 @@ class LedgerSQL:
                 f"INSERT INTO {t} AS l (key, state, token, claimed_at, attempts) "  # noqa: S608
                 "VALUES (%(key)s, 'in_progress', %(token)s, %(now)s, 1) "
                 "ON CONFLICT (key) DO UPDATE SET token = EXCLUDED.token, "
-                "claimed_at = EXCLUDED.claimed_at, attempts = l.attempts + 1 "
-                "WHERE l.state = 'in_progress' AND l.claimed_at <= %(stale_before)s "
+                "claimed_at = EXCLUDED.claimed_at, attempts = l.attempts + 1, "
+                "heartbeat_at = NULL "
+                f"WHERE l.state = 'in_progress' AND {stale} "
                 "RETURNING l.attempts"
             ),
             select=(
-                "SELECT state, token, claimed_at, attempts, completed_at, result::text "  # noqa: S608
-                f"FROM {t} WHERE key = %(key)s"
+                "SELECT state, token, claimed_at, attempts, completed_at, result::text, "  # noqa: S608
+                f"heartbeat_at FROM {t} WHERE key = %(key)s"
             ),
             complete=(
                 f"UPDATE {t} SET state = 'done', completed_at = %(now)s, "  # noqa: S608
@@ -92,4 +101,24 @@ class LedgerSQL:
                 "WHERE key = %(key)s AND token = %(token)s AND state = 'in_progress' RETURNING 1"
             ),
             purge=f"DELETE FROM {t} WHERE completed_at <= %(cutoff)s",  # noqa: S608
+            renew=(
+                f"UPDATE {t} SET heartbeat_at = %(now)s "  # noqa: S608
+                "WHERE key = %(key)s AND token = %(token)s AND state = 'in_progress' RETURNING 1"
+            ),
+            # A lock row is 'done' while free and keeps its saved data in `result`. Taking it
+            # over from a gone holder counts attempts up, so `attempts > 1` means recovered.
+            acquire=(
+                f"INSERT INTO {t} AS l (key, state, token, claimed_at, attempts) "  # noqa: S608
+                "VALUES (%(key)s, 'in_progress', %(token)s, %(now)s, 1) "
+                "ON CONFLICT (key) DO UPDATE SET state = 'in_progress', token = EXCLUDED.token, "
+                "claimed_at = EXCLUDED.claimed_at, completed_at = NULL, heartbeat_at = NULL, "
+                "attempts = CASE WHEN l.state = 'done' THEN 1 ELSE l.attempts + 1 END "
+                f"WHERE l.state = 'done' OR {stale} "
+                "RETURNING l.attempts, l.result::text"
+            ),
+            unlock=(
+                f"UPDATE {t} SET state = 'done', completed_at = %(now)s, "  # noqa: S608
+                "result = %(result)s::jsonb, heartbeat_at = NULL "
+                "WHERE key = %(key)s AND token = %(token)s AND state = 'in_progress' RETURNING 1"
+            ),
         )

@@ -49,8 +49,11 @@ class Claim:
             ``None`` otherwise, so only the owner can finish the work.
         result: The stored result when ``state == "done"``, else ``None``.
         recovered: ``True`` when the claim is ``"new"`` only because an earlier owner's lease ran
-            out (it probably crashed). Its work may have reached the outside world, so check
-            OpenMeter before acting again.
+            out or it stopped heartbeating (it probably crashed). Its work may have reached the
+            outside world, so check OpenMeter before acting again.
+        stale: From `Ledger.get` only: ``True`` when an ``"in_progress"`` owner counts as gone
+            (lease over, or silent past the heartbeat liveness), so the next ``claim`` takes
+            over. Lets waiters poll read-only and write only when taking over can succeed.
     """
 
     state: ClaimState
@@ -58,11 +61,16 @@ class Claim:
     token: str | None
     result: Mapping[str, Any] | None
     recovered: bool = False
+    stale: bool = False
 
 
 @runtime_checkable
 class Ledger(Protocol):
     """An exactly-once guard: one ``claim`` per key wins until it completes, releases or expires.
+
+    It also keeps small named locks (`acquire`/`renew`/`unlock`) that carry a JSON value from
+    one holder to the next: the billing runtime applies one subscription's events one at a time
+    under such a lock and remembers there the newest event it applied.
 
     Webhooks arrive twice, out of order and at the same time; a ledger makes sure one delivery does
     the work and the others see either "in progress" or the finished result::
@@ -93,7 +101,40 @@ class Ledger(Protocol):
         ...
 
     async def get(self, key: str) -> Claim | None:
-        """Peek at ``key`` without claiming it; ``None`` when nobody holds or finished it."""
+        """Peek at ``key`` without claiming it; ``None`` when nobody holds or finished it.
+
+        Read-only, so any number of waiters can poll it without contending for a write lock.
+        """
+        ...
+
+    async def renew(self, key: str, token: str) -> None:
+        """Heartbeat: prove the owner of ``key`` (a claim or a lock) is alive.
+
+        Once an owner has renewed, its claim counts as abandoned after ``liveness`` seconds
+        without another renew, instead of only after the whole lease: a crashed worker's key
+        is recovered within seconds. Owners that never renew keep the lease as their bound.
+
+        Raises:
+            LedgerClaimLostError: the key was taken over, released or finished.
+        """
+        ...
+
+    async def acquire(self, key: str) -> Claim:
+        """Try to take the reusable lock ``key`` (never an idempotency key).
+
+        ``"new"``: you hold it; ``Claim.result`` is the data saved by the last `unlock` (or
+        ``None``). ``"in_progress"``: another live holder has it. A holder that crashed is taken
+        over (``recovered=True``) once its lease or heartbeat ran out. Hold it with `renew` and
+        give it back with `unlock`.
+        """
+        ...
+
+    async def unlock(self, key: str, token: str, data: Mapping[str, Any]) -> None:
+        """Give back the lock ``key``, saving ``data`` (JSON) for the next holder.
+
+        Raises:
+            LedgerClaimLostError: the lock was taken over meanwhile (the holder outlived it).
+        """
         ...
 
     async def aclose(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -10,15 +11,17 @@ import anyio
 
 from ._common import (
     DEFAULT_LEASE,
+    DEFAULT_LIVENESS,
     Clock,
     LedgerBase,
     Row,
     check_key,
+    check_live_owner,
     check_owner,
     check_token,
     decide_claim,
+    decide_lock,
     encode_result,
-    row_to_claim,
 )
 from ._protocol import Claim, LedgerClaimLostError
 
@@ -37,6 +40,8 @@ class InMemoryLedger(LedgerBase):
             ``claim`` (``recovered=True``). Set it above your slowest operation.
         retention: Seconds to keep finished results before `purge` may drop them; ``None`` keeps
             them forever.
+        liveness: Seconds an owner that heartbeats (`renew`) may stay silent before its claim
+            counts as abandoned.
         now: The clock (seconds since the epoch); inject a fake one in tests.
 
     Example::
@@ -50,9 +55,10 @@ class InMemoryLedger(LedgerBase):
         *,
         lease: float = DEFAULT_LEASE,
         retention: float | None = None,
+        liveness: float = DEFAULT_LIVENESS,
         now: Clock = time.time,
     ) -> None:
-        super().__init__(lease=lease, retention=retention, now=now)
+        super().__init__(lease=lease, retention=retention, now=now, liveness=liveness)
         self._rows: dict[str, Row] = {}
         # The dict operations never await, but the lock keeps that true if the code ever changes.
         self._lock = anyio.Lock()
@@ -61,7 +67,8 @@ class InMemoryLedger(LedgerBase):
         """Take ``key`` if it is free or its owner's lease ran out; see `Ledger.claim`."""
         check_key(key)
         async with self._lock:
-            answer, write = decide_claim(key, self._rows.get(key), self._now(), self.lease)
+            row, now = self._rows.get(key), self._now()
+            answer, write = decide_claim(key, row, now, self.lease, self.liveness)
             if write is not None:
                 self._rows[key] = write
             return answer
@@ -91,7 +98,34 @@ class InMemoryLedger(LedgerBase):
         """Peek at ``key``: ``"in_progress"``, ``"done"`` with its result, or ``None``."""
         check_key(key)
         async with self._lock:
-            return row_to_claim(key, self._rows.get(key))
+            return self._peek(key, self._rows.get(key))
+
+    async def renew(self, key: str, token: str) -> None:
+        """Heartbeat for a claim or lock you hold; see `Ledger.renew`."""
+        check_key(key)
+        check_token(token)
+        async with self._lock:
+            row = check_live_owner(key, token, self._rows.get(key), "renew")
+            self._rows[key] = dataclasses.replace(row, heartbeat_at=self._now())
+
+    async def acquire(self, key: str) -> Claim:
+        """Take the lock ``key`` if it is free or abandoned; see `Ledger.acquire`."""
+        check_key(key)
+        async with self._lock:
+            row, now = self._rows.get(key), self._now()
+            answer, write = decide_lock(key, row, now, self.lease, self.liveness)
+            if write is not None:
+                self._rows[key] = write
+            return answer
+
+    async def unlock(self, key: str, token: str, data: Mapping[str, Any]) -> None:
+        """Give the lock back with ``data`` for the next holder; see `Ledger.unlock`."""
+        check_key(key)
+        check_token(token)
+        encoded = encode_result(data)
+        async with self._lock:
+            row = check_live_owner(key, token, self._rows.get(key), "unlock")
+            self._rows[key] = Row("done", token, row.claimed_at, row.attempts, self._now(), encoded)
 
     async def purge(self) -> int:
         """Drop results finished more than ``retention`` seconds ago; returns how many.

@@ -23,15 +23,17 @@ from ..._exceptions import ConfigurationError
 from ..._secret import Secret
 from ._common import (
     DEFAULT_LEASE,
+    DEFAULT_LIVENESS,
     Clock,
     LedgerBase,
     Row,
     check_key,
+    check_live_owner,
     check_owner,
     check_token,
+    decode_result,
     encode_result,
     new_token,
-    row_to_claim,
 )
 from ._postgres_sql import DEFAULT_POSTGRES_TABLE, LedgerSQL, quote_table
 from ._protocol import Claim, LedgerClaimLostError
@@ -80,6 +82,8 @@ class PostgresLedger(LedgerBase):
         table: ``name`` or ``schema.name`` of the table.
         create_table: Create the table on first use (needs CREATE rights). Pass ``False`` when you
             apply `postgres_ledger_ddl` through your own migrations.
+        liveness: Seconds an owner that heartbeats (`renew`) may stay silent before its claim
+            counts as abandoned (a killed worker's key is free again after this long).
         now: The clock, seconds since the epoch; see the module notes on clock skew.
 
     Example::
@@ -96,9 +100,10 @@ class PostgresLedger(LedgerBase):
         retention: float | None = None,
         table: str = DEFAULT_POSTGRES_TABLE,
         create_table: bool = True,
+        liveness: float = DEFAULT_LIVENESS,
         now: Clock = time.time,
     ) -> None:
-        super().__init__(lease=lease, retention=retention, now=now)
+        super().__init__(lease=lease, retention=retention, now=now, liveness=liveness)
         self._psycopg = _import_psycopg()
         self.table = table
         self._sql = LedgerSQL.for_table(table)
@@ -132,12 +137,11 @@ class PostgresLedger(LedgerBase):
         check_key(key)
         async with self._connection() as conn:
             while True:
-                token, now = new_token(), self._now()
-                params = {"key": key, "token": token, "now": now, "stale_before": now - self.lease}
+                token, params = self._take_params(key)
                 won = await (await conn.execute(self._sql.claim, params)).fetchone()
                 if won is not None:
                     return Claim("new", key, token, None, recovered=won[0] > 1)
-                existing = row_to_claim(key, await self._select(conn, key))
+                existing = self._peek(key, await self._select(conn, key))
                 if existing is not None:
                     return existing
                 # The row was released or purged between the two statements: claim again. Each
@@ -169,7 +173,46 @@ class PostgresLedger(LedgerBase):
         """Peek at ``key``: ``"in_progress"``, ``"done"`` with its result, or ``None``."""
         check_key(key)
         async with self._connection() as conn:
-            return row_to_claim(key, await self._select(conn, key))
+            return self._peek(key, await self._select(conn, key))
+
+    async def renew(self, key: str, token: str) -> None:
+        """Heartbeat for a claim or lock you hold; see `Ledger.renew`."""
+        check_key(key)
+        check_token(token)
+        params = {"key": key, "token": token, "now": self._now()}
+        async with self._connection() as conn:
+            if await (await conn.execute(self._sql.renew, params)).fetchone() is None:
+                check_live_owner(key, token, await self._select(conn, key), "renew")
+
+    async def acquire(self, key: str) -> Claim:
+        """Take the lock ``key`` if it is free or abandoned; see `Ledger.acquire`."""
+        check_key(key)
+        token, params = self._take_params(key)
+        async with self._connection() as conn:
+            won = await (await conn.execute(self._sql.acquire, params)).fetchone()
+        if won is None:
+            return Claim("in_progress", key, None, None)
+        return Claim("new", key, token, decode_result(won[1]), recovered=won[0] > 1)
+
+    async def unlock(self, key: str, token: str, data: Mapping[str, Any]) -> None:
+        """Give the lock back with ``data`` for the next holder; see `Ledger.unlock`."""
+        check_key(key)
+        check_token(token)
+        params = {"key": key, "token": token, "now": self._now(), "result": encode_result(data)}
+        async with self._connection() as conn:
+            if await (await conn.execute(self._sql.unlock, params)).fetchone() is None:
+                check_live_owner(key, token, await self._select(conn, key), "unlock")
+
+    def _take_params(self, key: str) -> tuple[str, dict[str, Any]]:
+        """A fresh token and the parameters of a claim or acquire at this ledger's "now"."""
+        token, now = new_token(), self._now()
+        return token, {
+            "key": key,
+            "token": token,
+            "now": now,
+            "stale_before": now - self.lease,
+            "silent_before": now - self.liveness,
+        }
 
     async def purge(self) -> int:
         """Drop results finished more than ``retention`` seconds ago; returns how many.
@@ -195,8 +238,8 @@ class PostgresLedger(LedgerBase):
         found = await (await conn.execute(self._sql.select, {"key": key})).fetchone()
         if found is None:
             return None
-        state, token, claimed_at, attempts, completed_at, result = found
-        return Row(state, token, claimed_at, attempts, completed_at, result)
+        state, token, claimed_at, attempts, completed_at, result, heartbeat_at = found
+        return Row(state, token, claimed_at, attempts, completed_at, result, heartbeat_at)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

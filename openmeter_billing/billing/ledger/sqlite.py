@@ -21,17 +21,19 @@ import anyio.to_thread
 from ..._exceptions import ConfigurationError
 from ._common import (
     DEFAULT_LEASE,
+    DEFAULT_LIVENESS,
     Clock,
     LedgerBase,
     Row,
     check_identifier,
     check_key,
+    check_live_owner,
     check_owner,
     check_seconds,
     check_token,
     decide_claim,
+    decide_lock,
     encode_result,
-    row_to_claim,
 )
 from ._protocol import Claim, LedgerClaimLostError
 
@@ -56,6 +58,8 @@ class SQLiteLedger(LedgerBase):
             them forever.
         table: The table name, for sharing one file with other data.
         busy_timeout: Seconds to wait for another process's write lock before failing.
+        liveness: Seconds an owner that heartbeats (`renew`) may stay silent before its claim
+            counts as abandoned (a killed worker's key is free again after this long).
         now: The clock (seconds since the epoch); inject a fake one in tests. Every process sharing
             the file should use the same kind of clock.
 
@@ -73,9 +77,10 @@ class SQLiteLedger(LedgerBase):
         retention: float | None = None,
         table: str = "openmeter_billing_ledger",
         busy_timeout: float = 30.0,
+        liveness: float = DEFAULT_LIVENESS,
         now: Clock = time.time,
     ) -> None:
-        super().__init__(lease=lease, retention=retention, now=now)
+        super().__init__(lease=lease, retention=retention, now=now, liveness=liveness)
         if not isinstance(path, (str, os.PathLike)):
             raise ConfigurationError(f"path: must be a file path or ':memory:', got {path!r}")
         self.path = os.fspath(path)
@@ -93,16 +98,56 @@ class SQLiteLedger(LedgerBase):
         check_key(key)
 
         def work(conn: sqlite3.Connection) -> Claim:
-            answer, write = decide_claim(key, self._select(conn, key), self._now(), self.lease)
+            row, now = self._select(conn, key), self._now()
+            answer, write = decide_claim(key, row, now, self.lease, self.liveness)
             if write is not None:
-                conn.execute(
-                    f'INSERT OR REPLACE INTO "{self.table}" '  # noqa: S608 - checked identifier
-                    "(key, state, token, attempts, claimed_at) VALUES (?, ?, ?, ?, ?)",
-                    (key, write.state, write.token, write.attempts, write.claimed_at),
-                )
+                self._write(conn, key, write)
             return answer
 
         return await self._transaction(work)
+
+    async def renew(self, key: str, token: str) -> None:
+        """Heartbeat for a claim or lock you hold; see `Ledger.renew`."""
+        check_key(key)
+        check_token(token)
+
+        def work(conn: sqlite3.Connection) -> None:
+            check_live_owner(key, token, self._select(conn, key), "renew")
+            conn.execute(
+                f'UPDATE "{self.table}" SET heartbeat_at = ? WHERE key = ?',  # noqa: S608
+                (self._now(), key),
+            )
+
+        await self._transaction(work)
+
+    async def acquire(self, key: str) -> Claim:
+        """Take the lock ``key`` if it is free or abandoned; see `Ledger.acquire`."""
+        check_key(key)
+
+        def work(conn: sqlite3.Connection) -> Claim:
+            row, now = self._select(conn, key), self._now()
+            answer, write = decide_lock(key, row, now, self.lease, self.liveness)
+            if write is not None:
+                self._write(conn, key, write)
+            return answer
+
+        return await self._transaction(work)
+
+    async def unlock(self, key: str, token: str, data: Mapping[str, Any]) -> None:
+        """Give the lock back with ``data`` for the next holder; see `Ledger.unlock`."""
+        check_key(key)
+        check_token(token)
+        encoded = encode_result(data)
+
+        def work(conn: sqlite3.Connection) -> None:
+            check_live_owner(key, token, self._select(conn, key), "unlock")
+            conn.execute(
+                f'UPDATE "{self.table}" SET state = ?, completed_at = ?, result = ? '  # noqa: S608
+                "WHERE key = ?",
+                ("done", self._now(), encoded, key),
+            )
+
+        await self._transaction(work)
 
     async def complete(self, key: str, token: str, result: Mapping[str, Any]) -> None:
         """Store ``result`` for good; repeating it with the same token is a no-op."""
@@ -136,7 +181,9 @@ class SQLiteLedger(LedgerBase):
     async def get(self, key: str) -> Claim | None:
         """Peek at ``key``: ``"in_progress"``, ``"done"`` with its result, or ``None``."""
         check_key(key)
-        return await self._run(lambda conn: row_to_claim(key, self._select(conn, key)))
+        # A plain read outside any transaction: WAL lets it run beside a writer, so pollers
+        # never queue for the write lock.
+        return await self._run(lambda conn: self._peek(key, self._select(conn, key)))
 
     async def purge(self) -> int:
         """Drop results finished more than ``retention`` seconds ago; returns how many.
@@ -171,11 +218,28 @@ class SQLiteLedger(LedgerBase):
 
     def _select(self, conn: sqlite3.Connection, key: str) -> Row | None:
         found = conn.execute(
-            "SELECT state, token, claimed_at, attempts, completed_at, result "  # noqa: S608
-            f'FROM "{self.table}" WHERE key = ?',
+            "SELECT state, token, claimed_at, attempts, completed_at, result, "  # noqa: S608
+            f'heartbeat_at FROM "{self.table}" WHERE key = ?',
             (key,),
         ).fetchone()
         return None if found is None else Row(*found)
+
+    def _write(self, conn: sqlite3.Connection, key: str, row: Row) -> None:
+        conn.execute(
+            f'INSERT OR REPLACE INTO "{self.table}" '  # noqa: S608 - checked identifier
+            "(key, state, token, attempts, claimed_at, completed_at, result, heartbeat_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                row.state,
+                row.token,
+                row.attempts,
+                row.claimed_at,
+                row.completed_at,
+                row.result_json,
+                row.heartbeat_at,
+            ),
+        )
 
     async def _transaction(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work`` in ``BEGIN IMMEDIATE``: it holds the file's write lock from the start."""
@@ -236,8 +300,12 @@ class SQLiteLedger(LedgerBase):
             "claimed_at REAL NOT NULL, "
             "attempts INTEGER NOT NULL DEFAULT 1, "
             "completed_at REAL, "
-            "result TEXT)"
+            "result TEXT, "
+            "heartbeat_at REAL)"
         )
+        columns = {c[1] for c in conn.execute(f'PRAGMA table_info("{self.table}")')}
+        if "heartbeat_at" not in columns:  # a file created by an earlier version
+            conn.execute(f'ALTER TABLE "{self.table}" ADD COLUMN heartbeat_at REAL')
         conn.execute(
             f'CREATE INDEX IF NOT EXISTS "{self.table}_completed_at" '
             f'ON "{self.table}" (completed_at) WHERE completed_at IS NOT NULL'
