@@ -33,6 +33,9 @@ from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, CustomerRef, Identity
+from .ingest._engine import IngestEngine
+from .ingest.options import IngestOptions
+from .ingest.outbox import Outbox
 from .providers.base import PaymentProvider
 from .resources import (
     AsyncCustomers,
@@ -72,6 +75,9 @@ class OpenMeterBilling:
         ledger: Exactly-once ledger for billing workflows (`openmeter_billing.billing.ledger`).
         billing_options: How billing events map to entitlements, and hooks.
         allow_insecure_http: Permit sending the API key over plain HTTP to a non-loopback host.
+        outbox: Durable storage for `events.submit` (`SQLiteOutbox`, `PostgresOutbox`): events
+            are committed before submit returns and survive crashes. None: a memory queue.
+        ingest: Batching, queue bounds, overflow, retries and callbacks of `events.submit`.
 
     Precedence for every setting: argument, then environment, then default.
     """
@@ -95,7 +101,18 @@ class OpenMeterBilling:
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
         webhook_inbox: WebhookInbox | None = None,
+        outbox: Outbox | None = None,
+        ingest: IngestOptions | None = None,
     ) -> None:
+        if outbox is not None and not isinstance(outbox, Outbox):
+            raise ConfigurationError(
+                f"outbox must be an outbox such as SQLiteOutbox(path) or PostgresOutbox(dsn), "
+                f"got {type(outbox).__name__}"
+            )
+        if ingest is not None and not isinstance(ingest, IngestOptions):
+            raise ConfigurationError(
+                f"ingest must be IngestOptions(...), got {type(ingest).__name__}"
+            )
         if http_client is not None and transport is not None:
             raise ConfigurationError(
                 "pass either http_client= or transport=, not both; set the transport on your "
@@ -141,6 +158,8 @@ class OpenMeterBilling:
         self.webhook_inbox = webhook_inbox
         self.ledger = ledger
         self.billing_options = billing_options or BillingOptions()
+        self.outbox = outbox
+        self._ingest = IngestEngine(self, ingest or IngestOptions(), outbox)
 
     def __repr__(self) -> str:
         auth = "api_key" if self._http.options.api_key else "none"
@@ -168,7 +187,7 @@ class OpenMeterBilling:
 
     @cached_property
     def events(self) -> AsyncEvents:
-        """Usage events: ingest, ingest_batch, list."""
+        """Usage events: submit (background), ingest, ingest_batch, flush, reconcile, list."""
         return AsyncEvents(self)
 
     @cached_property

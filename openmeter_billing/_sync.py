@@ -33,6 +33,8 @@ from .billing.usage import AsyncUsage
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, Identity
+from .ingest.options import IngestOptions, IngestStats
+from .ingest.outbox import Outbox
 from .providers.base import PaymentProvider
 from .resources import (
     AsyncCustomers,
@@ -196,11 +198,28 @@ class SyncCustomers(SyncResource[AsyncCustomers]):
 
 
 class SyncEvents(SyncResource[AsyncEvents]):
-    """Blocking twin of `AsyncEvents`."""
+    """Blocking twin of `AsyncEvents`; `submit` never blocks on the network."""
 
     ingest = sync_method(AsyncEvents.ingest)
     ingest_batch = sync_method(AsyncEvents.ingest_batch)
     list = sync_method(AsyncEvents.list)
+    flush = sync_method(AsyncEvents.flush)
+    reconcile = sync_method(AsyncEvents.reconcile)
+    submit_in = sync_method(AsyncEvents.submit_in)
+
+    def __init__(self, async_resource: AsyncEvents, runner: LoopThread) -> None:
+        super().__init__(async_resource, runner)
+        # The flusher lives on this facade's loop thread, not on a thread of its own.
+        async_resource._engine.home = runner
+
+    @functools.wraps(AsyncEvents.submit)
+    def submit(self, **kwargs: Any) -> str:
+        """Queue one usage event for background delivery; return its id (`AsyncEvents.submit`)."""
+        return self._async.submit(**kwargs)
+
+    def stats(self) -> IngestStats:
+        """Counters: submitted, sent, retried, dropped, dead-lettered, and pending now."""
+        return self._async.stats()
 
 
 class SyncGrants(SyncResource[AsyncGrants]):
@@ -331,6 +350,8 @@ class SyncOpenMeterBilling:
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
         webhook_inbox: WebhookInbox | None = None,
+        outbox: Outbox | None = None,
+        ingest: IngestOptions | None = None,
     ) -> None:
         self._loop = LoopThread()
         factory = functools.partial(
@@ -351,6 +372,8 @@ class SyncOpenMeterBilling:
             billing_options=billing_options,
             allow_insecure_http=allow_insecure_http,
             webhook_inbox=webhook_inbox,
+            outbox=outbox,
+            ingest=ingest,
         )
         try:
             # Built on the loop's thread so anything loop-bound belongs to that loop.
@@ -387,7 +410,7 @@ class SyncOpenMeterBilling:
 
     @cached_property
     def events(self) -> SyncEvents:
-        """Usage events: ingest, ingest_batch, list."""
+        """Usage events: submit (background), ingest, ingest_batch, flush, reconcile, list."""
         return SyncEvents(self._async.events, self._loop)
 
     @cached_property
