@@ -42,7 +42,9 @@ class IngestEngine:
     def __init__(
         self, client: OpenMeterBilling, options: IngestOptions, outbox: Outbox | None
     ) -> None:
-        self.client = client
+        # Never the client itself: a flusher task parked on a loop must not keep the client
+        # (and its pools) alive after the application dropped it.
+        self.http = client._http
         self.runtime = client._runtime
         self.options = options
         self.outbox = outbox

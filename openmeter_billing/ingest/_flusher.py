@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,35 +43,49 @@ class Flusher:
     name = "ingest-flusher"
 
     def __init__(self, engine: IngestEngine) -> None:
-        self._engine = engine
+        # Weak: the runtime holds its services, and a parked task must not keep the engine
+        # (hence the client's pools) alive once the client is gone; the task then ends.
+        self._ref = weakref.ref(engine)
+
+    @property
+    def _engine(self) -> IngestEngine:
+        engine = self._ref()
+        if engine is None:
+            raise asyncio.CancelledError  # the client was collected: nothing left to send for
+        return engine
 
     async def run(self) -> None:
         """Send batches until cancelled (started on every event loop the client is used on)."""
-        engine = self._engine
         loop = asyncio.get_running_loop()
         waker = asyncio.Event()
-        engine.active[loop] = waker
-        slots = anyio.Semaphore(engine.options.max_in_flight)
+        self._engine.active[loop] = waker
+        options = self._engine.options
+        slots = anyio.Semaphore(options.max_in_flight)
         try:
             async with anyio.create_task_group() as group:
-                while True:
+                while self._ref() is not None:
                     await self._fill(group, slots)
-                    with anyio.move_on_after(engine.options.flush_interval):
+                    with anyio.move_on_after(options.flush_interval):
                         await waker.wait()
                     waker.clear()
         finally:
-            if engine.active.get(loop) is waker:
-                del engine.active[loop]
-            if engine.runtime.closed:
-                engine.report_leftovers("client closed")
+            engine = self._ref()
+            if engine is not None:
+                if engine.active.get(loop) is waker:
+                    del engine.active[loop]
+                if engine.runtime.closed:
+                    engine.report_leftovers("client closed")
 
     async def drain(self) -> None:
         """Send what is queued; the runtime bounds this with its drain timeout."""
+        engine = self._ref()
+        if engine is None:
+            return  # the client was collected with its queue
         try:
-            await self._engine.flush(None)
+            await engine.flush(None)
         finally:
-            if self._engine.runtime.closed:
-                self._engine.report_leftovers("client closed")
+            if engine.runtime.closed:
+                engine.report_leftovers("client closed")
 
     async def send_all(self) -> None:
         """Take and send batches, ``max_in_flight`` at a time, until none is waiting."""
@@ -99,7 +114,7 @@ class Flusher:
         lease = batch.lease
         try:
             await deliver(
-                engine.client._http,
+                engine.http,
                 batch.items,
                 engine.options,
                 engine.counters,
