@@ -53,12 +53,12 @@ class FaultyOpenMeter(httpx.AsyncBaseTransport, httpx.BaseTransport):
         return None
 
     def _record(self, request: httpx.Request, response: httpx.Response) -> None:
-        if request.method == "POST" and request.url.path == "/api/v1/events":
-            if response.status_code < 300:
-                events = json.loads(request.content)
-                events = events if isinstance(events, list) else [events]
-                with self._lock:
-                    self.acknowledged.update(e["id"] for e in events)
+        posted = request.method == "POST" and request.url.path == "/api/v1/events"
+        if posted and response.status_code < 300:
+            events = json.loads(request.content)
+            events = events if isinstance(events, list) else [events]
+            with self._lock:
+                self.acknowledged.update(e["id"] for e in events)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await request.aread()
