@@ -48,7 +48,6 @@ class IngestEngine:
         self.runtime = client._runtime
         self.options = options
         self.outbox = outbox
-        self.counters = Counters()
         self.flusher = Flusher(self)
         self.home: LoopThread | None = None  # the sync facade's loop thread, when there is one
         self._lock = threading.Lock()
@@ -61,6 +60,7 @@ class IngestEngine:
 
     def _fresh_process_state(self) -> None:
         self._generation = fork_generation()
+        self.counters = Counters()  # per process: a child starts from zero
         self.queue = MemoryQueue(self.options.max_queue_events, self.options.max_queue_bytes)
         self.in_flight = 0  # events taken from the queue/outbox and not finished
         self.active: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}  # loop -> waker
@@ -234,13 +234,20 @@ class IngestEngine:
                 self._flush_blocking(timeout)
             except Exception:
                 logger.warning("flushing usage events at exit failed", exc_info=True)
+        own = self._own_home
+        if own is not None and not own.closed and own.thread.is_alive():
+            # Batches still retrying on our own loop go back to the queue when cancelled.
+            try:
+                asyncio.run_coroutine_threadsafe(_cancel_other_tasks(), own.loop).result(2.0)
+            except Exception:
+                logger.warning("stopping the ingest flusher at exit failed", exc_info=True)
+            # The loop's end drains once more (bounded by the drain timeout): wait past that.
+            own.stop(None, timeout + 1.0)
         if self.outbox is not None:
             logger.info(
                 "%d usage events stay in %r for the next process", self.pending(), self.outbox
             )
         self.report_leftovers("interpreter exit")
-        if self._own_home is not None:
-            self._own_home.stop(None, timeout)
 
     def _flush_blocking(self, timeout: float) -> None:
         home = self.home if self.home is not None and not self.home.closed else self._own_home
@@ -249,6 +256,15 @@ class IngestEngine:
             future.result(timeout + 1.0)
         else:
             asyncio.run(self.flush(timeout))
+
+
+async def _cancel_other_tasks() -> None:
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=1.0)
 
 
 @atexit.register

@@ -148,27 +148,33 @@ async def test_overflow_raise_names_the_event(make_client, faulty) -> None:
     assert caught.value.event_id == "second"
 
 
-def test_overflow_block_waits_for_room_then_gives_up(faulty) -> None:
+def test_overflow_block_waits_for_room_then_gives_up() -> None:
+    # The queue itself: with a client, its flusher frees room at times no test can pin down.
+    from openmeter_billing.ingest._queue import MemoryQueue
+
+    queue = MemoryQueue(max_events=2, max_bytes=10_000)
+    for name in ("a", "b"):
+        assert queue.put((name, b"{}"), "block", 0.1, may_block=True) == []
+    with pytest.raises(QueueFullError) as caught:
+        queue.put(("c", b"{}"), "block", 0.1, may_block=True)  # waited, no room came
+    assert caught.value.event_id == "c"
+    with pytest.raises(QueueFullError):  # inside an event loop's thread it cannot wait
+        queue.put(("c", b"{}"), "block", 5.0, may_block=False)
+    freed = threading.Timer(0.05, lambda: queue.take(1, 10_000))
+    freed.start()
+    assert queue.put(("d", b"{}"), "block", 5.0, may_block=True) == []  # room came in time
+    freed.join()
+    assert [i for i, _ in queue.take(10, 10_000)] == ["b", "d"]
+
+
+def test_sync_facade_submits_without_blocking_and_flushes(faulty) -> None:
     from openmeter_billing import SyncOpenMeterBilling
 
-    faulty.down = True
-    options = IngestOptions(
-        max_queue_events=2, overflow="block", block_timeout=0.2, flush_interval=30
-    )
-    with SyncOpenMeterBilling(
-        base_url=faulty.inner.base_url, transport=faulty, ingest=options
-    ) as client:
-        client.events.submit(type="t", subject="s")
-        client.events.submit(type="t", subject="s")
-        with pytest.raises(QueueFullError):
-            client.events.submit(type="t", subject="s")  # waited block_timeout, no room
-        # Room appears while a submitter waits: it gets in.
-        engine = client.async_client._ingest
-        freed = threading.Timer(0.05, lambda: engine.queue.take(1, 10_000))
-        freed.start()
-        client.events.submit(type="t", subject="s")
-        freed.join()
-        assert client.events.stats().pending == 2
+    with SyncOpenMeterBilling(base_url=faulty.inner.base_url, transport=faulty) as client:
+        ids = [client.events.submit(type="t", subject="s") for _ in range(30)]
+        assert client.events.flush() == 0
+        assert client.events.stats().sent == 30
+    assert faulty.stored_ids() == dict.fromkeys(ids, 1)
 
 
 def test_ingest_options_are_checked() -> None:
