@@ -49,7 +49,7 @@ async def test_submit_in_counts_usage_only_if_the_transaction_commits(
     async with await psycopg.AsyncConnection.connect(DSN) as conn:  # type: ignore[arg-type]
         async with conn.transaction():
             kept = await client.events.submit_in(conn, type="t", customer="c1")
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError):  # noqa: PT012 - the transaction is the subject
             async with conn.transaction():
                 await client.events.submit_in(conn, type="t", customer="c1")
                 raise RuntimeError("the business action failed")
