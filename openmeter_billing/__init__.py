@@ -74,6 +74,13 @@ _LAZY: dict[str, str] = {
     "TeamResolver": ".identity",
     "User": ".identity",
     "UserResolver": ".identity",
+    "DeadLetter": ".ingest",
+    "IngestOptions": ".ingest",
+    "IngestStats": ".ingest",
+    "PostgresOutbox": ".ingest",
+    "QueueFullError": ".ingest",
+    "ReconcileResult": ".ingest",
+    "SQLiteOutbox": ".ingest",
 }
 
 if TYPE_CHECKING:
@@ -95,6 +102,15 @@ if TYPE_CHECKING:
         TeamResolver,
         User,
         UserResolver,
+    )
+    from .ingest import (
+        DeadLetter,
+        IngestOptions,
+        IngestStats,
+        PostgresOutbox,
+        QueueFullError,
+        ReconcileResult,
+        SQLiteOutbox,
     )
 
 
@@ -139,10 +155,13 @@ __all__ = [
     "CustomerIdStore",
     "CustomerProfile",
     "CustomerResolver",
+    "DeadLetter",
     "EntitlementChange",
     "Identity",
     "IdentityResolutionError",
     "InMemoryCustomerIdStore",
+    "IngestOptions",
+    "IngestStats",
     "InsufficientBalanceError",
     "InternalServerError",
     "InvalidInputError",
@@ -154,13 +173,17 @@ __all__ = [
     "Organization",
     "OrganizationResolver",
     "PermissionDeniedError",
+    "PostgresOutbox",
     "PreconditionFailedError",
     "Problem",
     "ProviderAPIError",
     "ProviderNotConfiguredError",
     "ProviderUnsupportedError",
+    "QueueFullError",
     "RateLimitError",
+    "ReconcileResult",
     "ResolvedCustomer",
+    "SQLiteOutbox",
     "SubjectMismatchError",
     "SyncOpenMeterBilling",
     "SyncPage",

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from .catalog._client_api import AsyncCatalogAPI
     from .catalog.dsl import Catalog
     from .identity import CustomerIdStore, CustomerRef, Identity
+    from .ingest._engine import IngestEngine
+    from .ingest.options import IngestOptions
+    from .ingest.outbox import Outbox
     from .providers.base import PaymentProvider
     from .providers.checkout import AsyncCheckout
     from .resources import (
@@ -74,6 +77,9 @@ class OpenMeterBilling:
         ledger: Exactly-once ledger for billing workflows (`openmeter_billing.billing.ledger`).
         billing_options: How billing events map to entitlements, and hooks.
         allow_insecure_http: Permit sending the API key over plain HTTP to a non-loopback host.
+        outbox: Durable storage for `events.submit` (`SQLiteOutbox`, `PostgresOutbox`): events
+            are committed before submit returns and survive crashes. None: a memory queue.
+        ingest: Batching, queue bounds, overflow, retries and callbacks of `events.submit`.
 
     Precedence for every setting: argument, then environment, then default.
     """
@@ -97,7 +103,10 @@ class OpenMeterBilling:
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
         webhook_inbox: WebhookInbox | None = None,
+        outbox: Outbox | None = None,
+        ingest: IngestOptions | None = None,
     ) -> None:
+        _check_ingest_options(outbox, ingest)
         if http_client is not None and transport is not None:
             raise ConfigurationError(
                 "pass either http_client= or transport=, not both; set the transport on your "
@@ -137,6 +146,8 @@ class OpenMeterBilling:
         self.webhook_inbox = webhook_inbox
         self.ledger = ledger
         self._billing_options = billing_options
+        self.outbox = outbox
+        self._ingest = _ingest_engine(self._http, self._runtime, ingest, outbox)
 
     def __repr__(self) -> str:
         auth = "api_key" if self._http.options.api_key else "none"
@@ -184,7 +195,7 @@ class OpenMeterBilling:
 
     @cached_property
     def events(self) -> AsyncEvents:
-        """Usage events: ingest, ingest_batch, list."""
+        """Usage events: submit (background), ingest, ingest_batch, flush, reconcile, list."""
         from .resources.events import AsyncEvents
 
         return AsyncEvents(self._resource_deps)
@@ -359,6 +370,7 @@ class OpenMeterBilling:
             customer_id_store=self.customer_id_store,
             event_source=self.event_source,
             providers=self.providers,
+            ingest=self._ingest,
         )
 
     async def aclose(self) -> None:
@@ -414,3 +426,31 @@ def _check_providers(providers: Sequence[PaymentProvider]) -> dict[str, PaymentP
             )
         by_name[provider.name] = provider
     return by_name
+
+
+def _ingest_engine(
+    http: HTTPCore, runtime: Runtime, options: IngestOptions | None, outbox: Outbox | None
+) -> IngestEngine:
+    """The queue (or outbox) and flusher behind ``events.submit``; registered with the runtime
+    now, so an outbox left behind by an earlier process is delivered on start."""
+    from .ingest._engine import IngestEngine
+    from .ingest.options import IngestOptions
+
+    return IngestEngine(http, runtime, options or IngestOptions(), outbox)
+
+
+def _check_ingest_options(outbox: object, ingest: object) -> None:
+    if outbox is None and ingest is None:
+        return
+    from .ingest.options import IngestOptions
+    from .ingest.outbox import Outbox
+
+    if outbox is not None and not isinstance(outbox, Outbox):
+        raise ConfigurationError(
+            f"outbox must be an outbox such as SQLiteOutbox(path) or PostgresOutbox(dsn), "
+            f"got {type(outbox).__name__}"
+        )
+    if ingest is not None and not isinstance(ingest, IngestOptions):
+        raise ConfigurationError(
+            f"ingest must be an IngestOptions(...), got {type(ingest).__name__}"
+        )

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .billing.ledger import Ledger
     from .catalog.dsl import Catalog
     from .identity import CustomerIdStore, Identity
+    from .ingest.options import IngestOptions
+    from .ingest.outbox import Outbox
     from .providers.base import PaymentProvider
     from .webhooks import WebhookInbox
 
@@ -46,3 +48,5 @@ class ClientOptions(TypedDict, total=False):
     billing_options: BillingOptions | None
     allow_insecure_http: bool
     webhook_inbox: WebhookInbox | None
+    outbox: Outbox | None
+    ingest: IngestOptions | None

@@ -201,6 +201,7 @@ class Runtime:
         self._pid = os.getpid()
         self._user_loop: object = None
         self._closed = False
+        self._draining: dict[object, _LoopState] = {}  # states being closed by aclose
         # The fast path: the state used last, valid while the loop and process are the same.
         self._last_key: object = None
         self._last_state: _LoopState | None = None
@@ -228,6 +229,9 @@ class Runtime:
 
     def _state_for(self, key: object) -> _LoopState:
         if self._closed:
+            draining = self._draining.get(key)
+            if draining is not None:  # a service finishing its work during close may still send
+                return draining
             raise ConfigurationError(
                 "this client is closed; create a new OpenMeterBilling (or do not close the one "
                 "you share)"
@@ -313,11 +317,15 @@ class Runtime:
         states, self._states = self._states, {}
         self._last_key = self._last_state = None
         services = list(self._services)
-        for key, state in states.items():
-            if key is here:
-                await state.close(services, self.drain_timeout)
-            else:
-                await _close_elsewhere(state, services, self.drain_timeout)
+        self._draining = states
+        try:
+            for key, state in states.items():
+                if key is here:
+                    await state.close(services, self.drain_timeout)
+                else:
+                    await _close_elsewhere(state, services, self.drain_timeout)
+        finally:
+            self._draining = {}
         if self._transport is not None:
             await self._transport.aclose()
 

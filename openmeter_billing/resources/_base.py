@@ -17,6 +17,7 @@ from .._pagination import AsyncPage, PageFetcher
 
 if TYPE_CHECKING:
     from ..identity import CustomerIdStore, Identity
+    from ..ingest._engine import IngestEngine
     from ..providers.base import PaymentProvider
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
@@ -36,6 +37,7 @@ class ResourceDeps:
     customer_id_store: CustomerIdStore | None = None
     event_source: str = DEFAULT_EVENT_SOURCE
     providers: Mapping[str, PaymentProvider] = field(default_factory=dict)
+    ingest: IngestEngine | None = None
 
 
 class AsyncResource:

@@ -67,13 +67,16 @@ class Latency(httpx.AsyncBaseTransport):
         return response
 
 
-def client_on(local: LocalOpenMeter, ledger: Any, transport: Any = None) -> OpenMeterBilling:
+def client_on(
+    local: LocalOpenMeter, ledger: Any, transport: Any = None, **options: Any
+) -> OpenMeterBilling:
     return OpenMeterBilling(
         transport=Latency(transport or local),
         base_url=LocalOpenMeter.base_url,
         catalog=CATALOG,
         ledger=ledger,
         max_retries=0,
+        **options,
     )
 
 

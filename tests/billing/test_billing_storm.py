@@ -19,7 +19,7 @@ from billing.crash_child import LIVENESS
 from billing.test_billing_exactly_once import client_on, topup_grants
 from billing.test_billing_helpers import CATALOG, START, event, prepare
 
-from openmeter_billing import OpenMeterBilling, OperationInProgressError
+from openmeter_billing import BillingOptions, OpenMeterBilling, OperationInProgressError
 from openmeter_billing.billing.ledger import PostgresLedger, SQLiteLedger
 from openmeter_billing.local import LocalOpenMeter
 from openmeter_billing.local._server import LoopbackServer
@@ -124,13 +124,14 @@ async def test_a_live_owner_keeps_its_key_past_the_liveness_by_heartbeating(
     ledger = build(kind, args)
     gate = anyio.Event()
     outcomes: list[str] = []
-    async with client_on(local, ledger) as om:
+
+    async def slow_hook(_event: Any) -> None:
+        await gate.wait()
+
+    async with client_on(
+        local, ledger, billing_options=BillingOptions(before_apply=slow_hook)
+    ) as om:
         await prepare(om)
-
-        async def slow_hook(_event: Any) -> None:
-            await gate.wait()
-
-        om.billing_options = type(om.billing_options)(before_apply=slow_hook)
         delivery = event("subscription.active", at=START, event_id="evt_slow")
 
         async def deliver() -> None:
