@@ -72,7 +72,9 @@ def _read_body(ctx: Context) -> dict[str, Any]:
 
 def _check_unique(state: State, values: dict[str, Any], own_id: str | None) -> None:
     """409 when the key or a subject key already belongs to another live customer."""
-    for other in state.live_customers():
+    names = [values["key"], *(values["subject_keys"] or ())]
+    candidates = {c.id: c for name in names if name for c in state.customers_named(name)}
+    for other in sorted(candidates.values(), key=lambda c: c.id):
         if other.id == own_id:
             continue
         if values["key"] and other.key == values["key"]:
@@ -93,6 +95,7 @@ def register(router: Router) -> None:
         now = ctx.clock.now()
         record = CustomerRecord(id=ctx.new_id(), created_at=now, updated_at=now, **values)
         ctx.state.customers[record.id] = record
+        ctx.state.index_customer(record)
         return Reply(201, customer_json(record))
 
     @router.route("GET", "/api/v1/customers")
@@ -122,6 +125,7 @@ def register(router: Router) -> None:
         _check_unique(ctx.state, values, record.id)
         for name, value in values.items():
             setattr(record, name, value)
+        ctx.state.index_customer(record)
         record.updated_at = ctx.clock.now()
         return Reply(200, customer_json(record))
 

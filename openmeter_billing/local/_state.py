@@ -171,19 +171,36 @@ class State:
     portal_tokens: dict[str, PortalTokenRecord] = field(default_factory=dict)
     events: list[IngestedRecord] = field(default_factory=list)
     seen_events: set[tuple[str, str]] = field(default_factory=set)
+    # Key or subject key -> ids of customers that carried it when indexed. Lookups verify the
+    # record, so stale entries are harmless; it keeps lookups O(1) with 100,000 customers.
+    _by_name: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def live_customers(self) -> Iterator[CustomerRecord]:
         return (c for c in self.customers.values() if c.deleted_at is None)
 
+    def index_customer(self, record: CustomerRecord) -> None:
+        """Record ``record``'s key and subject keys; call after creating or changing them."""
+        for name in (record.key, *(record.subject_keys or ())):
+            if name:
+                self._by_name.setdefault(name, set()).add(record.id)
+
+    def customers_named(self, name: str) -> Iterator[CustomerRecord]:
+        """Live customers whose key or a subject key is ``name``."""
+        for customer_id in sorted(self._by_name.get(name, ())):
+            found = self.customers.get(customer_id)
+            if found is not None and found.deleted_at is None:
+                if name == found.key or name in (found.subject_keys or ()):
+                    yield found
+
     def customer_by_key(self, key: str) -> CustomerRecord | None:
-        return next((c for c in self.live_customers() if c.key == key), None)
+        return next((c for c in self.customers_named(key) if c.key == key), None)
 
     def customer_for_subject(self, subject: str) -> CustomerRecord | None:
         """The live customer an event subject is attributed to (id, key or subject key)."""
         found = self.customers.get(subject)
         if found is not None and found.deleted_at is None:
             return found
-        return next((c for c in self.live_customers() if subject in c.subjects()), None)
+        return next(self.customers_named(subject), None)
 
     def live_meter(self, id_or_slug: str) -> MeterRecord | None:
         found = self.meters.get(id_or_slug)
