@@ -62,6 +62,7 @@ from .identity import (
     User,
     UserResolver,
 )
+from .resources.customers import CustomerDeletion
 
 __all__ = [
     "NOT_GIVEN",
@@ -81,6 +82,7 @@ __all__ = [
     "CatalogIssue",
     "ConfigurationError",
     "ConflictError",
+    "CustomerDeletion",
     "CustomerIdStore",
     "CustomerProfile",
     "CustomerResolver",

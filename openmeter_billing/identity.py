@@ -419,6 +419,10 @@ class InMemoryCustomerIdStore:
         """Remember ``customer_id`` for ``key``."""
         self.ids[key] = customer_id
 
+    def delete(self, key: str) -> None:
+        """Forget ``key`` (``customers.delete``); forgetting an unknown key is a no-op."""
+        self.ids.pop(key, None)
+
 
 async def store_get(store: CustomerIdStore, key: str) -> str | None:
     """Call ``store.get`` whether it is sync or async."""
@@ -428,3 +432,15 @@ async def store_get(store: CustomerIdStore, key: str) -> str | None:
 async def store_set(store: CustomerIdStore, key: str, customer_id: str, principal: object) -> None:
     """Call ``store.set`` whether it is sync or async."""
     await maybe_await(store.set(key, customer_id, principal))
+
+
+async def store_delete(store: CustomerIdStore, key: str) -> bool:
+    """Call ``store.delete(key)`` (sync or async) when the store has one; False when it has none.
+
+    Stores written before ``delete`` existed keep working: their entries simply stay behind.
+    """
+    delete = getattr(store, "delete", None)
+    if delete is None:
+        return False
+    await maybe_await(delete(key))
+    return True

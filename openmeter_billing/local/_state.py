@@ -188,9 +188,10 @@ class State:
         """Live customers whose key or a subject key is ``name``."""
         for customer_id in sorted(self._by_name.get(name, ())):
             found = self.customers.get(customer_id)
-            if found is not None and found.deleted_at is None:
-                if name == found.key or name in (found.subject_keys or ()):
-                    yield found
+            if found is None or found.deleted_at is not None:
+                continue
+            if name == found.key or name in (found.subject_keys or ()):
+                yield found
 
     def customer_by_key(self, key: str) -> CustomerRecord | None:
         return next((c for c in self.customers_named(key) if c.key == key), None)
