@@ -26,6 +26,7 @@ from ._exceptions import ConfigurationError, InvalidInputError
 from ._http import HTTPCore, HTTPOptions, Query, _Secret, _to_timeout
 from ._runtime import Runtime
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .backfill import AsyncBackfill
 from .billing.engine import AsyncBilling, BillingOptions
 from .billing.ledger import Ledger
 from .billing.topups import AsyncTopups
@@ -210,6 +211,11 @@ class OpenMeterBilling:
     def usage(self) -> AsyncUsage:
         """Usage helpers: has, balance, consume, refund."""
         return AsyncUsage(self)
+
+    @cached_property
+    def backfill(self) -> AsyncBackfill:
+        """Bulk, resumable imports: ``customers(principals)``, ``subscriptions(events)``."""
+        return AsyncBackfill(self)
 
     @cached_property
     def webhooks(self) -> AsyncWebhooks:

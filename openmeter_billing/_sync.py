@@ -26,6 +26,7 @@ from ._http import Query
 from ._loop_thread import LoopThread
 from ._pagination import AsyncPage, AsyncPaginator
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .backfill import AsyncBackfill
 from .billing.engine import AsyncBilling, BillingOptions
 from .billing.ledger import Ledger
 from .billing.topups import AsyncTopups
@@ -280,6 +281,13 @@ class SyncTopups(SyncResource[AsyncTopups]):
     grant = sync_method(AsyncTopups.grant)
 
 
+class SyncBackfill(SyncResource[AsyncBackfill]):
+    """Blocking twin of `AsyncBackfill` (``on_progress`` runs on the facade's loop thread)."""
+
+    customers = sync_method(AsyncBackfill.customers)
+    subscriptions = sync_method(AsyncBackfill.subscriptions)
+
+
 class SyncWebhooks(SyncResource[AsyncWebhooks]):
     """Blocking twin of `AsyncWebhooks` (``wsgi_app`` runs on the facade's event loop)."""
 
@@ -429,6 +437,11 @@ class SyncOpenMeterBilling:
     def usage(self) -> SyncUsage:
         """Usage helpers: has, balance, consume, refund."""
         return SyncUsage(self._async.usage, self._loop)
+
+    @cached_property
+    def backfill(self) -> SyncBackfill:
+        """Bulk, resumable imports: ``customers(principals)``, ``subscriptions(events)``."""
+        return SyncBackfill(self._async.backfill, self._loop)
 
     @cached_property
     def webhooks(self) -> SyncWebhooks:
