@@ -10,11 +10,13 @@ import anyio
 from .._exceptions import (
     APIConnectionError,
     APIStatusError,
+    AuthenticationError,
     OperationInProgressError,
+    PermissionDeniedError,
 )
 from .._http import parse_retry_after
 
-__all__ = ["RateLimiter", "is_transient", "retry_delay"]
+__all__ = ["RateLimiter", "is_fatal", "is_transient", "retry_delay"]
 
 #: Longest pause between two tries of one item.
 MAX_DELAY = 30.0
@@ -45,6 +47,11 @@ class RateLimiter:
                     self._tokens -= 1.0
                     return
                 await anyio.sleep((1.0 - self._tokens) / self.rate)
+
+
+def is_fatal(error: BaseException) -> bool:
+    """Whether every other item would fail alike (bad token, no permission): stop the run."""
+    return isinstance(error, (AuthenticationError, PermissionDeniedError))
 
 
 def is_transient(error: BaseException) -> bool:

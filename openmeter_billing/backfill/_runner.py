@@ -16,11 +16,11 @@ from typing import Generic, TypeVar
 
 import anyio
 
-from ._pacing import RateLimiter, is_transient, retry_delay
+from ._pacing import RateLimiter, is_fatal, is_transient, retry_delay
 from ._report import BackfillFailure, BackfillProgress, BackfillReport, Outcome
 from ._state import Checkpoint, StateFile, Tracker
 
-__all__ = ["ItemContext", "RunSettings", "run_backfill"]
+__all__ = ["ItemContext", "RunSettings", "Unreadable", "run_backfill"]
 
 logger = logging.getLogger("openmeter_billing")
 T = TypeVar("T")
@@ -43,6 +43,14 @@ class ItemContext:
 
 
 Work = Callable[[T, ItemContext], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """An input row that could not be turned into an item: it fails alone, with its error."""
+
+    label: str
+    error: Exception
 
 
 @dataclass(frozen=True)
@@ -94,7 +102,7 @@ class _Run(Generic[T]):
             else:
                 assert failure is not None
                 self.report.failures.append(failure)
-                logger.warning("backfill %s item %d failed: %s", self.kind, index, failure.reason)
+                logger.info("backfill %s item %d failed: %s", self.kind, index, failure.reason)
             self._settle(index, failure)
 
     async def _next(self) -> tuple[int, T] | None:
@@ -110,10 +118,15 @@ class _Run(Generic[T]):
     async def _attempt(self, index: int, item: T) -> tuple[Outcome | None, BackfillFailure | None]:
         context = ItemContext(index, self.limiter)
         tries = self.settings.retries + 1
+        if isinstance(item, Unreadable):
+            reason = str(item.error)
+            return None, BackfillFailure(index, item.label, reason, type(item.error).__name__)
         for attempt in range(1, tries + 1):
             try:
                 return await self.work(item, context), None
             except Exception as exc:  # one bad item must not stop the run: report it
+                if is_fatal(exc):
+                    raise
                 if attempt < tries and is_transient(exc):
                     await anyio.sleep(retry_delay(exc, attempt, self.settings.retry_backoff))
                     continue
@@ -174,8 +187,11 @@ async def run_backfill(
     total: int | None = None,
     source: str | None = None,
 ) -> BackfillReport:
-    """Run ``work`` over ``items`` as `RunSettings` says; the checkpoint is saved even when
-    cancelled (Ctrl-C), so ``resume`` continues where this run stopped."""
+    """Run ``work`` over ``items`` as `RunSettings` says.
+
+    The checkpoint is saved even when cancelled (Ctrl-C) or stopped by a fatal error (401, 403,
+    raised as is), so ``resume`` continues where this run stopped.
+    """
     store = settings.checkpoint
     checkpoint = store.load(kind, source) if store is not None else Checkpoint(kind, source)
     run = _Run(kind, _aiter(items), work, settings, checkpoint, total)
