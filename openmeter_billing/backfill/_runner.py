@@ -88,6 +88,14 @@ class _Run(Generic[T]):
         self.next_index = 0
         self.started = time.monotonic()
         self.last_progress = self.last_save = self.started
+        self.fatal: Exception | None = None
+        self.scope = anyio.CancelScope()
+
+    def stop(self, error: Exception) -> None:
+        """Stop every worker: ``error`` would fail every other item alike."""
+        if self.fatal is None:
+            self.fatal = error
+        self.scope.cancel()
 
     async def worker(self) -> None:
         while (got := await self._next()) is not None:
@@ -99,11 +107,11 @@ class _Run(Generic[T]):
             outcome, failure = await self._attempt(index, item)
             if outcome is not None:
                 self.report.count(outcome)
-            else:
-                assert failure is not None
+            elif failure is not None:
                 self.report.failures.append(failure)
                 logger.info("backfill %s item %d failed: %s", self.kind, index, failure.reason)
-            self._settle(index, failure)
+            if self.fatal is None:
+                self._settle(index, failure)
 
     async def _next(self) -> tuple[int, T] | None:
         async with self.lock:
@@ -126,7 +134,8 @@ class _Run(Generic[T]):
                 return await self.work(item, context), None
             except Exception as exc:  # one bad item must not stop the run: report it
                 if is_fatal(exc):
-                    raise
+                    self.stop(exc)
+                    return None, None
                 if attempt < tries and is_transient(exc):
                     await anyio.sleep(retry_delay(exc, attempt, self.settings.retry_backoff))
                     continue
@@ -197,12 +206,15 @@ async def run_backfill(
     run = _Run(kind, _aiter(items), work, settings, checkpoint, total)
     interrupted = True
     try:
-        async with anyio.create_task_group() as group:
-            for _ in range(settings.concurrency):
-                group.start_soon(run.worker)
-        interrupted = False
+        with run.scope:
+            async with anyio.create_task_group() as group:
+                for _ in range(settings.concurrency):
+                    group.start_soon(run.worker)
+        interrupted = run.fatal is not None
     finally:
         report = run.finish(interrupted)  # no await: runs to the end even when cancelled
+    if run.fatal is not None:
+        raise run.fatal
     return report
 
 
