@@ -81,6 +81,7 @@ _LAZY: dict[str, str] = {
     "QueueFullError": ".ingest",
     "ReconcileResult": ".ingest",
     "SQLiteOutbox": ".ingest",
+    "CustomerDeletion": ".resources.customers",
 }
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ if TYPE_CHECKING:
         ReconcileResult,
         SQLiteOutbox,
     )
+    from .resources.customers import CustomerDeletion
 
 
 def __getattr__(name: str) -> Any:
@@ -152,6 +154,7 @@ __all__ = [
     "CatalogIssue",
     "ConfigurationError",
     "ConflictError",
+    "CustomerDeletion",
     "CustomerIdStore",
     "CustomerProfile",
     "CustomerResolver",

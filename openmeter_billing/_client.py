@@ -27,6 +27,7 @@ from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
 # Resources, workflows and their pydantic models load on first use (each `cached_property`
 # below imports its module), so `import openmeter_billing` stays cheap for CLIs and workers.
 if TYPE_CHECKING:
+    from .backfill import AsyncBackfill
     from .billing.engine import AsyncBilling, BillingOptions
     from .billing.ledger import Ledger
     from .billing.topups import AsyncTopups
@@ -263,6 +264,18 @@ class OpenMeterBilling:
 
         return AsyncCheckout(
             providers=self.providers, identity=self.identity, catalog=self.catalog_definition
+        )
+
+    @cached_property
+    def backfill(self) -> AsyncBackfill:
+        """Bulk, resumable imports: ``customers(principals)``, ``subscriptions(events)``."""
+        from .backfill import AsyncBackfill
+
+        return AsyncBackfill(
+            customers=self.customers,
+            identity=self.identity,
+            customer_id_store=self.customer_id_store,
+            billing=self.billing,
         )
 
     @cached_property

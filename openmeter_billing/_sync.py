@@ -26,6 +26,7 @@ from ._loop_thread import LoopThread
 from ._options import ClientOptions
 from ._pagination import AsyncPage, AsyncPaginator
 from ._types import NOT_GIVEN, NotGiven, TimeoutTypes
+from .backfill import AsyncBackfill
 from .billing.engine import AsyncBilling
 from .billing.topups import AsyncTopups
 from .billing.usage import AsyncUsage
@@ -304,6 +305,13 @@ class SyncCheckout(SyncResource["AsyncCheckout"]):
     create = sync_method(AsyncCheckout.create)
 
 
+class SyncBackfill(SyncResource[AsyncBackfill]):
+    """Blocking twin of `AsyncBackfill` (``on_progress`` runs on the facade's loop thread)."""
+
+    customers = sync_method(AsyncBackfill.customers)
+    subscriptions = sync_method(AsyncBackfill.subscriptions)
+
+
 class SyncWebhooks(SyncResource[AsyncWebhooks]):
     """Blocking twin of `AsyncWebhooks` (``wsgi_app`` runs on the facade's event loop)."""
 
@@ -422,6 +430,11 @@ class SyncOpenMeterBilling:
     def checkout(self) -> SyncCheckout:
         """Checkout links from the catalog: ``create``."""
         return SyncCheckout(self._async.checkout, self._loop)
+
+    @cached_property
+    def backfill(self) -> SyncBackfill:
+        """Bulk, resumable imports: ``customers(principals)``, ``subscriptions(events)``."""
+        return SyncBackfill(self._async.backfill, self._loop)
 
     @cached_property
     def webhooks(self) -> SyncWebhooks:

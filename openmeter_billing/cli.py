@@ -14,14 +14,21 @@ from collections.abc import Sequence
 from ._version import __version__
 
 #: Modules exposing ``register(subparsers)``; each adds its subcommands.
-COMMAND_MODULES = ("openmeter_billing.local._cli", "openmeter_billing.catalog._cli")
+COMMAND_MODULES = (
+    "openmeter_billing.local._cli",
+    "openmeter_billing.catalog._cli",
+    "openmeter_billing.backfill._cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available subcommand."""
     parser = argparse.ArgumentParser(
         prog="openmeter-billing",
-        description="Bill with OpenMeter from Python: demo, Local OpenMeter server, catalog tools.",
+        description=(
+            "Bill with OpenMeter from Python: demo, Local OpenMeter server, catalog tools, "
+            "backfill."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log HTTP requests")

@@ -461,7 +461,7 @@ class InMemoryCustomerIdStore:
         self.ids[key] = customer_id
 
     def delete(self, key: str) -> None:
-        """Forget ``key``."""
+        """Forget ``key`` (``customers.delete``); forgetting an unknown key is a no-op."""
         self.ids.pop(key, None)
 
 
@@ -475,8 +475,8 @@ async def store_set(store: CustomerIdStore, key: str, customer_id: str, principa
     await maybe_await(store.set(key, customer_id, principal))
 
 
-async def store_delete(store: CustomerIdStore, key: str) -> None:
-    """Call ``store.delete`` whether it is sync or async.
+async def store_delete(store: CustomerIdStore, key: str) -> bool:
+    """Call ``store.delete(key)`` (sync or async); False for a store that has no ``delete``.
 
     A store written before `CustomerIdStore` had ``delete`` is skipped with a warning in the log,
     so upgrading does not break deletes; add the method to forget deleted customers' ids.
@@ -488,5 +488,6 @@ async def store_delete(store: CustomerIdStore, key: str) -> None:
             type(store).__name__,
             key,
         )
-        return
+        return False
     await maybe_await(delete(key))
+    return True

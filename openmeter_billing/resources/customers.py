@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._exceptions import ConflictError, NotFoundError
+from .._exceptions import ConflictError, NotFoundError, PreconditionFailedError
 from .._http import encode_path
 from .._pagination import AsyncPage, AsyncPaginator
+from .._types import MaybeAwaitable, maybe_await
 from ..identity import CustomerRef, store_delete, store_get, store_set
 from ..types.customers import (
     AddressInput,
@@ -19,10 +22,34 @@ from ..types.customers import (
 )
 from ._base import AsyncResource, build_input, parse_model, parse_page
 
-__all__ = ["AsyncCustomers"]
+__all__ = ["AsyncCustomers", "CustomerDeletion"]
 
 CUSTOMERS = "/api/v1/customers"
 CUSTOMER = "/api/v1/customers/{}"
+
+
+@dataclass(frozen=True)
+class CustomerDeletion:
+    """What `AsyncCustomers.delete` did.
+
+    Attributes:
+        key: The customer key (or the id or key you passed as a string).
+        deleted: True when this call deleted the customer; False when it was already gone
+            (a replay), which is not an error.
+        customer_id: OpenMeter's id from the `CustomerIdStore`, when one was recorded.
+        store_cleared: Whether the id was removed from the `CustomerIdStore`.
+        principal: The principal you passed (None for a plain string).
+    """
+
+    key: str
+    deleted: bool
+    customer_id: str | None = None
+    store_cleared: bool = False
+    principal: object = None
+
+
+#: ``deletion -> None`` (sync or async): deletes the payment provider's customer as well.
+ProviderCleanup = Callable[[CustomerDeletion], MaybeAwaitable[None]]
 
 
 class AsyncCustomers(AsyncResource):
@@ -134,20 +161,40 @@ class AsyncCustomers(AsyncResource):
         response = await self._http.request("PUT", path, json_body=body.to_body())
         return parse_model(Customer, response)
 
-    async def delete(self, customer: CustomerRef) -> None:
-        """Soft-delete a customer. Later operations on it answer 412 (`PreconditionFailedError`).
+    async def delete(
+        self, customer: CustomerRef, *, provider_cleanup: ProviderCleanup | None = None
+    ) -> CustomerDeletion:
+        """Soft-delete a customer and forget its id; safe to call again.
 
-        With a `CustomerIdStore` configured, the customer's key is also deleted from it (for an
-        id given as a string the customer is read first, to learn its key).
+        A second call (a retried job, a replayed webhook) finds the customer gone and returns
+        ``deleted=False`` instead of raising `NotFoundError`. The `CustomerIdStore` entry is
+        removed on every call, last, so a call that failed half-way is finished by the next.
+
+        The payment provider's customer is kept unless you pass ``provider_cleanup``: its
+        invoices and payments are your books. ``provider_cleanup(deletion)`` runs on every
+        call, after OpenMeter's delete, so it must tolerate a customer that is already gone.
         """
         id_or_key = await self._customer_path_key(customer)
         store = self._deps.customer_id_store
         key = id_or_key
         if store is not None and isinstance(customer, str):
-            key = (await self.get(id_or_key)).key or id_or_key
-        await self._http.request("DELETE", encode_path(CUSTOMER, id_or_key))
-        if store is not None:
-            await store_delete(store, key)
+            # An id given as a string: read the customer once to learn the key the store uses.
+            with contextlib.suppress(NotFoundError, PreconditionFailedError):
+                key = (await self.get(id_or_key)).key or id_or_key
+        known_id = await store_get(store, key) if store is not None else None
+        try:
+            await self._http.request("DELETE", encode_path(CUSTOMER, id_or_key))
+            deleted = True
+        except (NotFoundError, PreconditionFailedError):
+            # 404 by key and 412 by id are how OpenMeter answers for a deleted customer.
+            deleted = False
+        principal = None if isinstance(customer, str) else customer
+        result = CustomerDeletion(key, deleted, known_id, principal=principal)
+        if provider_cleanup is not None:
+            await maybe_await(provider_cleanup(result))
+        if store is not None and await store_delete(store, key):
+            result = CustomerDeletion(key, deleted, known_id, True, principal)
+        return result
 
     async def access(self, customer: CustomerRef) -> CustomerAccess:
         """Every feature the customer can use right now, with its value."""

@@ -110,7 +110,7 @@ async def test_customers_get_update_delete_access(
     updated = await client.customers.update("acme", name="Acme 2")
     assert body_of(put) == {"name": "Acme 2"}
     assert updated.name == "Acme 2"
-    assert await client.customers.delete("acme") is None
+    assert (await client.customers.delete("acme")).deleted is True
     result = await client.customers.access("acme")
     assert result.has("ai_tokens") is True
     assert result.has("sso") is False  # hasAccess omitted means false
