@@ -233,22 +233,37 @@ class OpenMeterBilling:
     def catalog(self) -> AsyncCatalogAPI:
         """The billing catalog: ``definition`` and ``push(dry_run=...)``."""
         from .catalog._client_api import AsyncCatalogAPI
+        from .catalog.push import PushTarget
 
-        return AsyncCatalogAPI(self)
+        return AsyncCatalogAPI(
+            self.catalog_definition, PushTarget(meters=self.meters, features=self.features)
+        )
 
     @cached_property
     def billing(self) -> AsyncBilling:
         """Billing events to entitlements: ``apply_event``."""
         from .billing.engine import AsyncBilling
 
-        return AsyncBilling(self)
+        return AsyncBilling(
+            entitlements=self.entitlements,
+            events=self.events,
+            ledger=self.ledger,
+            catalog=self.catalog_definition,
+            options=self.billing_options,
+        )
 
     @cached_property
     def topups(self) -> AsyncTopups:
         """Catalog top-ups as exactly-once grants: ``grant``."""
         from .billing.topups import AsyncTopups
 
-        return AsyncTopups(self)
+        return AsyncTopups(
+            entitlements=self.entitlements,
+            events=self.events,
+            ledger=self.ledger,
+            catalog=self.catalog_definition,
+            server_clock=self._http.server_clock,
+        )
 
     @cached_property
     def usage(self) -> AsyncUsage:

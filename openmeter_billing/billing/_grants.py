@@ -18,7 +18,7 @@ from ..identity import CustomerRef
 from ..types.grants import EntitlementGrant
 
 if TYPE_CHECKING:
-    from .._client import OpenMeterBilling
+    from ..resources.entitlements import AsyncEntitlements
 
 logger = logging.getLogger("openmeter_billing")
 
@@ -37,14 +37,14 @@ class LiveTopup:
 
 
 async def find_grant_by_idempotency_key(
-    client: OpenMeterBilling, customer: CustomerRef, feature_key: str, idempotency_key: str
+    entitlements: AsyncEntitlements, customer: CustomerRef, feature_key: str, idempotency_key: str
 ) -> EntitlementGrant | None:
     """The grant carrying ``idempotency_key`` in its metadata, searching every page.
 
     The seed plugin looked at the first page only, so a customer with many grants got a second
     grant on replay; the paginator walks them all.
     """
-    async for grant in client.entitlements.grants.list(customer, feature_key):
+    async for grant in entitlements.grants.list(customer, feature_key):
         if (grant.metadata or {}).get(IDEMPOTENCY_KEY) == idempotency_key:
             return grant
     return None
@@ -61,13 +61,13 @@ def topup_holder_body(feature_key: str, interval: str = "MONTH") -> dict[str, An
 
 
 async def live_topup_grants(
-    client: OpenMeterBilling, customer: CustomerRef, feature_key: str
+    entitlements: AsyncEntitlements, customer: CustomerRef, feature_key: str
 ) -> list[LiveTopup]:
     """The active entitlement's top-up grants that still have balance (read before replacing it)."""
-    value = await client.entitlements.value(customer, feature_key)
+    value = await entitlements.value(customer, feature_key)
     balances = value.grant_balances or {}
     live: list[LiveTopup] = []
-    async for grant in client.entitlements.grants.list(customer, feature_key):
+    async for grant in entitlements.grants.list(customer, feature_key):
         remaining = balances.get(grant.id, 0.0)
         if TOPUP_KEY in (grant.metadata or {}) and grant.voided_at is None and remaining > 0:
             live.append(LiveTopup(grant, remaining))
@@ -107,7 +107,7 @@ def carried_grant_body(topup: LiveTopup, now: datetime) -> dict[str, Any] | None
 
 
 async def carry_topup_grants(
-    client: OpenMeterBilling,
+    entitlements: AsyncEntitlements,
     customer: CustomerRef,
     feature_key: str,
     topups: list[LiveTopup],
@@ -119,7 +119,7 @@ async def carry_topup_grants(
         body = carried_grant_body(topup, now)
         if body is None:
             continue
-        await client.entitlements.grants.create(customer, feature_key, body)
+        await entitlements.grants.create(customer, feature_key, body)
         carried += 1
         logger.info(
             "carried top-up grant %s (%s left) over to the new %s entitlement",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .._exceptions import InvalidInputError
 from .._types import MaybeAwaitable, maybe_await
+from ..catalog._client_api import require_catalog
 from ..catalog.compile_openmeter import (
     ADDONS_KEY,
     MANAGED_KEY,
@@ -35,7 +36,10 @@ from ._ordering import OrderedLocks
 from .events import ApplyResult, BillingEvent, EntitlementChange
 
 if TYPE_CHECKING:
-    from .._client import OpenMeterBilling
+    from ..catalog.dsl import Catalog
+    from ..resources.entitlements import AsyncEntitlements
+    from ..resources.events import AsyncEvents
+    from .ledger import Ledger
 
 __all__ = [
     "ApplyResult",
@@ -94,14 +98,26 @@ class BillingOptions:
 class AsyncBilling:
     """Billing events to entitlements (``client.billing``)."""
 
-    def __init__(self, client: OpenMeterBilling) -> None:
-        self._client = client
+    def __init__(
+        self,
+        *,
+        entitlements: AsyncEntitlements,
+        events: AsyncEvents,
+        ledger: Ledger | None,
+        catalog: Catalog | None,
+        options: BillingOptions,
+    ) -> None:
+        self._entitlements = entitlements
+        self._events = events
+        self._ledger = ledger
+        self._catalog = catalog
+        self._options = options
         self._order = OrderedLocks()
 
     @property
     def options(self) -> BillingOptions:
         """The client's `BillingOptions`."""
-        return self._client.billing_options
+        return self._options
 
     async def apply_event(self, event: BillingEvent) -> ApplyResult:
         """Apply a billing event exactly once (with a ledger) and audit it in OpenMeter.
@@ -139,7 +155,7 @@ class AsyncBilling:
             await _call(self.options.after_apply, event, result)
             return result.to_dict()
 
-        outcome = await run_once(self._client.ledger, f"billing:{event.idempotency_key}", work)
+        outcome = await run_once(self._ledger, f"billing:{event.idempotency_key}", work)
         result = ApplyResult.from_dict(outcome.result, None if outcome.fresh else "duplicate")
         await self._audit(event, result)
         return result
@@ -153,7 +169,7 @@ class AsyncBilling:
         if name is None:
             return await self._apply_in_order(event, {})
         return await self._order.run(
-            self._client.ledger,
+            self._ledger,
             name,
             lambda memory: self._apply_in_order(event, memory),
             wait=WAIT_FOR_OWNER,
@@ -161,9 +177,7 @@ class AsyncBilling:
 
     async def _apply_in_order(self, event: BillingEvent, memory: dict[str, Any]) -> ApplyResult:
         """Apply ``event`` while holding its subscription's lock; ``memory`` is the lock's data."""
-        current = [
-            e async for e in self._client.entitlements.list(event.customer, include_deleted=True)
-        ]
+        current = [e async for e in self._entitlements.list(event.customer, include_deleted=True)]
         stale = _stale_reason(event, current, memory)
         if stale is not None:
             return ApplyResult("stale", stale)
@@ -189,7 +203,7 @@ class AsyncBilling:
         elif event.plan is None:
             bodies = None  # for example invoice.paid without a plan: nothing to reconcile
         else:
-            catalog = self._client.catalog.definition
+            catalog = require_catalog(self._catalog)
             bodies = compile_openmeter_entitlements(catalog, event.plan, dict(event.addons))
         if bodies is None:
             return None
@@ -225,7 +239,7 @@ class AsyncBilling:
         self, event: BillingEvent, key: str, existing: Entitlement | None, body: dict[str, Any]
     ) -> EntitlementChange:
         if existing is None:
-            created = await self._client.entitlements.create(event.customer, body)
+            created = await self._entitlements.create(event.customer, body)
             return EntitlementChange(key, "created", "granted by the plan", created.id)
         if not _managed(existing):
             return EntitlementChange(
@@ -254,14 +268,14 @@ class AsyncBilling:
                 key, "skipped", f"belongs to subscription {owner}", entitlement.id
             )
         if entitlement.type == "metered":
-            topups = await live_topup_grants(self._client, event.customer, key)
+            topups = await live_topup_grants(self._entitlements, event.customer, key)
             if topups:
                 interval = entitlement.to_dict().get("usagePeriod", {}).get("interval", "MONTH")
                 holder = topup_holder_body(key, str(interval))
                 replaced, carried = await self._override(event, entitlement, holder, topups)
                 reason = f"no longer granted; kept to hold {carried} top-up grant(s)"
                 return EntitlementChange(key, "overridden", reason, replaced.id)
-        await self._client.entitlements.delete(event.customer, entitlement.id)
+        await self._entitlements.delete(event.customer, entitlement.id)
         return EntitlementChange(key, "deleted", "no longer granted", entitlement.id)
 
     async def _override(
@@ -275,13 +289,17 @@ class AsyncBilling:
 
         Returns the new entitlement and how many top-up grants moved to it.
         """
-        client, key = self._client, existing.feature_key
+        entitlements, key = self._entitlements, existing.feature_key
         if topups is None:
             both_metered = existing.type == "metered" and body.get("type") == "metered"
-            topups = await live_topup_grants(client, event.customer, key) if both_metered else []
-        replaced = await client.entitlements.override(event.customer, existing.id, body)
+            topups = (
+                await live_topup_grants(entitlements, event.customer, key) if both_metered else []
+            )
+        replaced = await entitlements.override(event.customer, existing.id, body)
         # The new entitlement's creation time is the server's "now" (this machine may differ).
-        carried = await carry_topup_grants(client, event.customer, key, topups, replaced.created_at)
+        carried = await carry_topup_grants(
+            entitlements, event.customer, key, topups, replaced.created_at
+        )
         return replaced, carried
 
     async def _audit(self, event: BillingEvent, result: ApplyResult) -> None:
@@ -300,7 +318,7 @@ class AsyncBilling:
             "metadata": dict(event.metadata),
         }
         customer = event.customer if event.subject is None else None
-        await self._client.events.ingest(
+        await self._events.ingest(
             type=f"openmeter-billing.billing.{event.type}",
             customer=customer,
             subject=event.subject,

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._exceptions import ConflictError, InvalidInputError, NotFoundError
+from ..catalog._client_api import require_catalog
 from ..catalog.compile_openmeter import (
     IDEMPOTENCY_KEY,
     compile_openmeter_topup_grant,
@@ -22,7 +23,11 @@ from ._grants import find_grant_by_idempotency_key, topup_holder_body
 from ._ledger_run import run_once
 
 if TYPE_CHECKING:
-    from .._client import OpenMeterBilling
+    from .._http import ServerClock
+    from ..catalog.dsl import Catalog
+    from ..resources.entitlements import AsyncEntitlements
+    from ..resources.events import AsyncEvents
+    from .ledger import Ledger
 
 __all__ = ["AsyncTopups", "TopupResult"]
 
@@ -47,8 +52,20 @@ class TopupResult:
 class AsyncTopups:
     """Top-up grants from the client's catalog, exactly once per idempotency key."""
 
-    def __init__(self, client: OpenMeterBilling) -> None:
-        self._client = client
+    def __init__(
+        self,
+        *,
+        entitlements: AsyncEntitlements,
+        events: AsyncEvents,
+        ledger: Ledger | None,
+        catalog: Catalog | None,
+        server_clock: ServerClock,
+    ) -> None:
+        self._entitlements = entitlements
+        self._events = events
+        self._ledger = ledger
+        self._catalog = catalog
+        self._server_clock = server_clock
 
     async def grant(
         self,
@@ -95,13 +112,13 @@ class AsyncTopups:
                 field="idempotency",
                 hint="keep the default 'metadata' unless your own ledger guards this call",
             )
-        catalog = self._client.catalog.definition
+        catalog = require_catalog(self._catalog)
         feature_key = topup_feature_key(catalog, topup)
         body = compile_openmeter_topup_grant(
             catalog,
             topup,
             idempotency_key=idempotency_key,
-            effective_at=effective_at or self._client._http.server_clock.now(),
+            effective_at=effective_at or self._server_clock.now(),
             payment_id=payment_id,
             provider=provider,
             metadata=metadata,
@@ -114,7 +131,7 @@ class AsyncTopups:
             )
             return {"grant": grant.to_dict(), "created": created}
 
-        guard = self._client.ledger if idempotency == "metadata" else None
+        guard = self._ledger if idempotency == "metadata" else None
         outcome = await run_once(guard, f"topup:{idempotency_key}", work)
         grant = EntitlementGrant.model_validate(outcome.result["grant"])
         created = bool(outcome.result["created"]) and outcome.fresh
@@ -136,7 +153,7 @@ class AsyncTopups:
         if check:
             try:
                 existing = await find_grant_by_idempotency_key(
-                    self._client, customer, feature_key, body["metadata"][IDEMPOTENCY_KEY]
+                    self._entitlements, customer, feature_key, body["metadata"][IDEMPOTENCY_KEY]
                 )
                 listed = True
             except NotFoundError:  # no entitlement yet, so no grant either
@@ -148,19 +165,19 @@ class AsyncTopups:
         if dated_by_server:
             # Dated now, after at least one exchange with OpenMeter: a client that had not talked
             # to it before would otherwise date the grant by this machine's clock.
-            body = {**body, "effectiveAt": self._client._http.server_clock.now()}
-        grant = await self._client.entitlements.grants.create(customer, feature_key, body)
+            body = {**body, "effectiveAt": self._server_clock.now()}
+        grant = await self._entitlements.grants.create(customer, feature_key, body)
         return grant, True
 
     async def _ensure_entitlement(
         self, customer: CustomerRef, topup: str, feature_key: str
     ) -> None:
         try:
-            await self._client.entitlements.get(customer, feature_key)
+            await self._entitlements.get(customer, feature_key)
             return
         except NotFoundError:
             pass
-        plans = _compatible_plans(self._client.catalog.definition, topup)
+        plans = _compatible_plans(require_catalog(self._catalog), topup)
         if plans is not None:
             raise InvalidInputError(
                 f"customer {customer!r} has no {feature_key!r} entitlement, and top-up "
@@ -170,7 +187,7 @@ class AsyncTopups:
             )
         # A 409 means another request created it meanwhile: one active entitlement is enough.
         with contextlib.suppress(ConflictError):
-            await self._client.entitlements.create(customer, topup_holder_body(feature_key))
+            await self._entitlements.create(customer, topup_holder_body(feature_key))
 
     async def _audit(
         self,
@@ -193,7 +210,7 @@ class AsyncTopups:
         if payment_id:
             data["payment_id"] = payment_id
         name = f"openmeter-billing:topup:{result.idempotency_key}"
-        await self._client.events.ingest(
+        await self._events.ingest(
             type="openmeter-billing.topup.applied",
             customer=customer,
             data=data,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterable, Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -77,6 +78,14 @@ class PushClient(Protocol):
     @property
     def features(self) -> _FeaturesAPI:
         """Features API."""
+
+
+@dataclass(frozen=True)
+class PushTarget:
+    """The two resources a push touches (what a client hands over instead of itself)."""
+
+    meters: _MetersAPI
+    features: _FeaturesAPI
 
 
 class _Frozen(BaseModel):
