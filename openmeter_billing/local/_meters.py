@@ -7,11 +7,10 @@ engine, and meter queries for the routes. The rules for what an event contribute
 callers import (``EventRecord``, ``MeterSpec``, ``QueryRow``, ``event_problem``,
 ``meter_problems`` ...) so they keep importing from one place.
 
-Each meter keeps one time-sorted series per (subject, group-by values), with lazily built exact
-prefix sums, so a range aggregation is a couple of bisects per series instead of a scan.
-Measured on the 2-core dev machine with 100k events of one subject: a ``usage_fn`` call over a
-month costs ~15 µs for SUM/COUNT/AVG/LATEST (the first SUM call builds prefix sums, ~50 ms);
-MIN/MAX/UNIQUE_COUNT scan their range (~3 ms for 86k events) but repeated ranges are memoised.
+Each meter keeps one time-sorted series per (subject, group-by values), with exact range sums
+kept up to date as events arrive in any order, so a range aggregation is a few bisects per series
+instead of a scan, and an event dated before the newest one costs no rebuild. MIN/MAX/UNIQUE_COUNT
+scan their range (~3 ms for 86k events on the dev machine) but repeated ranges are memoised.
 """
 
 from __future__ import annotations
