@@ -8,6 +8,7 @@ the same routes the loopback server exposes.
 from __future__ import annotations
 
 import email.utils
+import functools
 import hmac
 import itertools
 import json
@@ -280,16 +281,18 @@ def _late_by(request: httpx.Request, response: httpx.Response) -> float:
     return float(delay)
 
 
+@functools.lru_cache(maxsize=64)
+def _http_date(now: datetime) -> str:
+    """The ``Date`` header for ``now`` (cached: a frozen clock answers many requests)."""
+    return email.utils.format_datetime(now, usegmt=True)
+
+
 def _to_response(
     request: httpx.Request, reply: Reply, request_id: str, now: datetime
 ) -> httpx.Response:
     # Like every Go net/http server, answer with a Date header: clients read the server's time
     # from it (for grant effectiveAt), which here is the emulator's clock.
-    headers = {
-        "x-request-id": request_id,
-        "date": email.utils.format_datetime(now, usegmt=True),
-        **reply.headers,
-    }
+    headers = {"x-request-id": request_id, "date": _http_date(now), **reply.headers}
     if reply.body is None:
         return httpx.Response(reply.status, headers=headers, request=request)
     headers["content-type"] = reply.content_type
