@@ -7,7 +7,7 @@ from decimal import Context, Decimal
 
 import pytest
 
-from openmeter_billing.local._range_sums import RangeSums
+from openmeter_billing.local.meters.range_sums import RangeSums
 
 EXACT = Context(prec=60)
 

@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from openmeter_billing.local._problems import Problem, bad_request
-from openmeter_billing.local._request_rules import OPERATIONS, SCHEMAS
+from openmeter_billing.local.api.problems import Problem, bad_request
+from openmeter_billing.local.api.request_rules import OPERATIONS, SCHEMAS
 
 __all__ = ["check_body", "check_params", "operation"]
 

@@ -1,7 +1,7 @@
 """Local OpenMeter meter values: valid meter definitions, what an event contributes, and sums of it.
 
-This is the bottom layer of the emulator's meters (``_meters`` indexes events with it and
-``_meter_query`` answers queries with it), kept apart so both can share it without importing each
+This is the bottom layer of the emulator's meters (``index`` indexes events with it and
+``query`` answers queries with it), kept apart so both can share it without importing each
 other. Pure code: no HTTP, no state store, no clock. It reproduces OpenMeter's rules
 (``openmeter/meter`` and ``openmeter/streaming/clickhouse``):
 
@@ -29,15 +29,15 @@ from decimal import Context, Decimal
 from typing import Any, Literal
 
 from openmeter_billing._exceptions import InvalidInputError
-from openmeter_billing.local._jsonpath import (
+from openmeter_billing.local._time import ceil_minute
+from openmeter_billing.local.meters.jsonpath import (
     MISSING,
     JsonPath,
     JsonPathError,
     json_value_text,
     parse_json_path,
 )
-from openmeter_billing.local._range_sums import RangeSums
-from openmeter_billing.local._time import ceil_minute
+from openmeter_billing.local.meters.range_sums import RangeSums
 
 __all__ = [
     "AGGREGATIONS",

@@ -7,15 +7,15 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from openmeter_billing.local._inputs import Query
-from openmeter_billing.local._state import (
+from openmeter_billing.local._time import interval_to_enum, interval_to_iso
+from openmeter_billing.local.api.inputs import Query
+from openmeter_billing.local.state.store import (
     CustomerRecord,
     FeatureRecord,
     GrantRecord,
     MeterRecord,
     PeriodInput,
 )
-from openmeter_billing.local._time import interval_to_enum, interval_to_iso
 
 __all__ = [
     "customer_json",

@@ -3,7 +3,7 @@
 :class:`MeterIndex` is what the emulator's state keeps per meter: it counts matching events as
 they arrive (in any order) and answers "the meter value over ``[from, to)``" for the entitlement
 engine, and meter queries for the routes. The rules for what an event contributes live in
-``_meter_values`` and the query rules in ``_meter_query``; this module re-exports the names
+``values`` and the query rules in ``query``; this module re-exports the names
 callers import (``EventRecord``, ``MeterSpec``, ``QueryRow``, ``event_problem``,
 ``meter_problems`` ...) so they keep importing from one place.
 
@@ -20,9 +20,9 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from openmeter_billing._exceptions import InvalidInputError
-from openmeter_billing.local._jsonpath import MISSING, json_value_text
-from openmeter_billing.local._meter_query import QueryRow, check_group_filters, run_query
-from openmeter_billing.local._meter_values import (
+from openmeter_billing.local.meters.jsonpath import MISSING, json_value_text
+from openmeter_billing.local.meters.query import QueryRow, check_group_filters, run_query
+from openmeter_billing.local.meters.values import (
     AGGREGATIONS,
     RESERVED_GROUP_BY_KEYS,
     Aggregation,
