@@ -107,16 +107,22 @@ def _per_size(http: httpx.Client, size: int, samples: int) -> list[dict[str, Any
 
 
 def _backdated(events: int, samples: int) -> tuple[list[dict[str, Any]], float]:
-    """In-order vs back-dated ingest + read at ``events`` stored events; bytes per event."""
+    """In-order vs back-dated ingest + read at ``events`` stored events; bytes per event.
+
+    The events fall inside the entitlement's current usage period (one a second after it
+    starts), so every read sums them: a back-dated event (30 s before the newest, the issue's
+    case) lands among counted events instead of before the period, where nothing reads it.
+    """
     local = LocalOpenMeter(start=START)
     with httpx.Client(transport=local, base_url=local.base_url) as http:
         _setup_catalog(http)
-        _seed(http, 0, 1)
+        _seed(http, 0, 1)  # the entitlement's usage period starts at START
+        first = START + timedelta(seconds=1)
+        newest = first + timedelta(seconds=events - 1)
+        local.clock.set(newest + timedelta(seconds=90))
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        # One event per second, spread over the past, so the newest is just before "now".
-        first = START - timedelta(seconds=events + 60)
         batch: list[bytes] = []
         for n in range(events):
             batch.append(_event("c0", first + timedelta(seconds=n)))
@@ -128,8 +134,10 @@ def _backdated(events: int, samples: int) -> tuple[list[dict[str, Any]], float]:
         gc.collect()
         per_event = (tracemalloc.get_traced_memory()[0] - before) / events
         tracemalloc.stop()
-        newest = first + timedelta(seconds=events - 1)
         value = f"/api/v2/customers/c0/entitlements/{FEATURE}/value"
+        counted = _check(http.get(value)).json()["usage"]
+        if counted < events:
+            raise SystemExit(f"the value read counts {counted} of {events} events")
 
         def in_order() -> None:
             _check(http.post("/api/v1/events", content=_event("c0", newest), headers=CE))
@@ -140,7 +148,6 @@ def _backdated(events: int, samples: int) -> tuple[list[dict[str, Any]], float]:
             _check(http.post("/api/v1/events", content=_event("c0", when), headers=CE))
             _check(http.get(value))
 
-        _check(http.get(value))
         rows = [
             _stats(f"in-order event + read @ {events:,} events", _timed(in_order, samples), "µs"),
             _stats(
@@ -154,19 +161,28 @@ def _scale(sizes: Sequence[int], samples: int) -> list[dict[str, Any]]:
     local = LocalOpenMeter(start=START)
     rows: list[dict[str, Any]] = []
     seeded = 0
-    seed_seconds = 0.0
+    wall = cpu = 0.0
     with httpx.Client(transport=local, base_url=local.base_url) as http:
         _setup_catalog(http)
         for size in sorted(sizes):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             _seed(http, seeded, size)
-            seed_seconds += time.perf_counter() - t0
+            wall += time.perf_counter() - t0
+            cpu += time.process_time() - c0
             seeded = size
+            # Wall time is what the goal is about; CPU time shows how much of it was this process
+            # (on a shared machine the difference is other processes).
             rows.append(
                 {"metric": f"seed {size:,} customers + entitlements", "unit": "s",
-                 "min": seed_seconds, "median": seed_seconds, "max": seed_seconds}
+                 "min": wall, "median": wall, "max": wall}
             )  # fmt: skip
-            print(f"  seeded {size:,} in {seed_seconds:.1f} s", file=sys.stderr, flush=True)
+            rows.append(
+                {"metric": f"seed {size:,} CPU time (this process)", "unit": "s",
+                 "min": cpu, "median": cpu, "max": cpu}
+            )  # fmt: skip
+            print(
+                f"  seeded {size:,} in {wall:.1f} s ({cpu:.1f} s CPU)", file=sys.stderr, flush=True
+            )
             rows.extend(_per_size(http, size, samples))
     return rows
 

@@ -8,6 +8,7 @@ the same routes the loopback server exposes.
 from __future__ import annotations
 
 import email.utils
+import functools
 import hmac
 import itertools
 import json
@@ -22,24 +23,24 @@ from urllib.parse import parse_qsl
 import anyio
 import httpx
 
-from openmeter_billing.local import (
-    _routes_customers,
-    _routes_entitlements,
-    _routes_events,
-    _routes_features,
-    _routes_grants,
-    _routes_meters,
-    _routes_portal,
-)
 from openmeter_billing.local._clock import Clock
-from openmeter_billing.local._ids import IdFactory
-from openmeter_billing.local._inputs import Query, parse_json
-from openmeter_billing.local._problems import Problem, bad_request
-from openmeter_billing.local._router import _UNPARSED, Context, Reply, Router
-from openmeter_billing.local._snapshot import snapshot_of
-from openmeter_billing.local._state import State
-from openmeter_billing.local._validate import check_body, check_params, operation
+from openmeter_billing.local.api import (
+    routes_customers,
+    routes_entitlements,
+    routes_events,
+    routes_features,
+    routes_grants,
+    routes_meters,
+    routes_portal,
+)
+from openmeter_billing.local.api.inputs import Query, parse_json
+from openmeter_billing.local.api.problems import Problem, bad_request
+from openmeter_billing.local.api.router import _UNPARSED, Context, Reply, Router
+from openmeter_billing.local.api.snapshot import snapshot_of
+from openmeter_billing.local.api.validate import check_body, check_params, operation
 from openmeter_billing.local.faults import Delay, Drop, Fail, FaultAction, Faults
+from openmeter_billing.local.state.ids import IdFactory
+from openmeter_billing.local.state.store import State
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -58,13 +59,13 @@ Observer = Callable[[httpx.Request, httpx.Response], None]
 
 def _build_router() -> Router:
     router = Router()
-    _routes_customers.register(router)
-    _routes_meters.register(router)
-    _routes_features.register(router)
-    _routes_events.register(router)
-    _routes_entitlements.register(router)
-    _routes_grants.register(router, _routes_entitlements.entitlement_of)
-    _routes_portal.register(router)
+    routes_customers.register(router)
+    routes_meters.register(router)
+    routes_features.register(router)
+    routes_events.register(router)
+    routes_entitlements.register(router)
+    routes_grants.register(router)
+    routes_portal.register(router)
     return router
 
 
@@ -285,16 +286,18 @@ def _late_by(request: httpx.Request, response: httpx.Response) -> float:
     return float(delay)
 
 
+@functools.lru_cache(maxsize=64)
+def _http_date(now: datetime) -> str:
+    """The ``Date`` header for ``now`` (cached: a frozen clock answers many requests)."""
+    return email.utils.format_datetime(now, usegmt=True)
+
+
 def _to_response(
     request: httpx.Request, reply: Reply, request_id: str, now: datetime
 ) -> httpx.Response:
     # Like every Go net/http server, answer with a Date header: clients read the server's time
     # from it (for grant effectiveAt), which here is the emulator's clock.
-    headers = {
-        "x-request-id": request_id,
-        "date": email.utils.format_datetime(now, usegmt=True),
-        **reply.headers,
-    }
+    headers = {"x-request-id": request_id, "date": _http_date(now), **reply.headers}
     if reply.body is None:
         return httpx.Response(reply.status, headers=headers, request=request)
     headers["content-type"] = reply.content_type

@@ -1,7 +1,7 @@
 """Extract, from OpenMeter's OpenAPI document, the request rules of the operations Local OpenMeter
 serves: parameters and bodies with their constraints, ``$ref`` kept by schema name.
 
-``python tests/local/_spec_rules.py > openmeter_billing/local/_request_rules.py`` regenerates the
+``python tests/local/_spec_rules.py > openmeter_billing/local/api/request_rules.py`` regenerates the
 emulator's own copy (the package never reads the spec at run time); the contract test checks the
 copy is current and generates negative requests from the same extraction.
 """

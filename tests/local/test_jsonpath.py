@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openmeter_billing.local._jsonpath import (
+from openmeter_billing.local.meters.jsonpath import (
     MISSING,
     JsonPathError,
     json_value_text,

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from openmeter_billing._exceptions import InvalidInputError
-from openmeter_billing.local._meters import (
+from openmeter_billing.local.meters.index import (
     AGGREGATIONS,
     Aggregation,
     EventRecord,

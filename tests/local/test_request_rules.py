@@ -1,6 +1,6 @@
 """Local OpenMeter refuses what OpenMeter's request validation refuses, naming the field.
 
-The rules the emulator enforces are its own copy (``openmeter_billing/local/_request_rules.py``);
+The rules the emulator enforces are its own copy (``openmeter_billing/local/api/request_rules.py``);
 these tests check the copy matches OpenMeter's spec and then walk the spec's constraints for every
 emulated operation, generating requests that break exactly one constraint each: every one must be
 a 400 ``application/problem+json`` whose ``validationErrors`` name the parameter or body field.
@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from openmeter_billing.local import LocalOpenMeter
-from openmeter_billing.local import _request_rules as committed
+from openmeter_billing.local.api import request_rules as committed
 
 from ._spec_rules import extract
 

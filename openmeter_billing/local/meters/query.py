@@ -1,9 +1,9 @@
 """Local OpenMeter meter queries: ``GET/POST /api/v1/meters/{meter}/query`` over indexed events.
 
-Kept apart from ``_meters`` (which stores events and answers the entitlement engine's plain range
+Kept apart from ``index`` (which stores events and answers the entitlement engine's plain range
 sums) because OpenMeter's query has its own rules: windows aligned in a time zone, grouping by
 subject, customer and group-by keys, which empty windows and groups appear as rows, and which
-parameters it refuses. :class:`~openmeter_billing.local._meters.MeterIndex` owns the events and
+parameters it refuses. :class:`~openmeter_billing.local.meters.index.MeterIndex` owns the events and
 delegates to :func:`run_query`, handing it a way to select series, so this module never imports
 the index.
 """
@@ -17,7 +17,8 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from openmeter_billing._exceptions import InvalidInputError
-from openmeter_billing.local._meter_values import (
+from openmeter_billing.local._windows import WINDOW_SIZES, windows_covering
+from openmeter_billing.local.meters.values import (
     EPOCH,
     RESERVED_GROUP_BY_KEYS,
     MeterSpec,
@@ -27,7 +28,6 @@ from openmeter_billing.local._meter_values import (
     bound,
     micros,
 )
-from openmeter_billing.local._windows import WINDOW_SIZES, windows_covering
 
 __all__ = ["QueryRow", "SeriesSelector", "check_group_filters", "run_query"]
 

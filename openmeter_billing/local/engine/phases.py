@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 
-from openmeter_billing.local._balance_model import (
+from openmeter_billing.local.engine.model import (
     GrantState,
     MeteredEntitlementState,
     grant_active_until,
     grant_is_active,
 )
-from openmeter_billing.local._periods import UsagePeriods
+from openmeter_billing.local.engine.periods import UsagePeriods
 
 __all__ = ["Phase", "plan_phases"]
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from openmeter_billing.local._state import EntitlementRecord, GrantRecord, MeterRecord, State
 from openmeter_billing.local._time import ceil_minute
-from openmeter_billing.local.balance import (
+from openmeter_billing.local.engine.balance import (
     BalanceResult,
     GrantState,
     MeteredEntitlementState,
@@ -20,6 +19,7 @@ from openmeter_billing.local.balance import (
     compute_balance,
     current_usage_period,
 )
+from openmeter_billing.local.state.store import EntitlementRecord, GrantRecord, MeterRecord, State
 
 __all__ = [
     "engine_inputs",

@@ -11,47 +11,25 @@ import json
 from datetime import datetime
 from typing import Any
 
-from openmeter_billing.local._entitlement_math import omit_false_access, period_of, value_json
-from openmeter_billing.local._ids import is_ulid
-from openmeter_billing.local._inputs import KEY_PATTERN, ULID, Fields
-from openmeter_billing.local._problems import bad_request, conflict, not_found
-from openmeter_billing.local._render import iso, page_of, period_json
-from openmeter_billing.local._router import Context, Reply, Router
-from openmeter_billing.local._routes_customers import live_customer
-from openmeter_billing.local._routes_features import find_feature
-from openmeter_billing.local._routes_grants import build_grant, read_period
-from openmeter_billing.local._state import CustomerRecord, EntitlementRecord, State
 from openmeter_billing.local._time import interval_min_length, truncate_minute
+from openmeter_billing.local.api.entitlement_math import omit_false_access, period_of, value_json
+from openmeter_billing.local.api.inputs import KEY_PATTERN, ULID, Fields
+from openmeter_billing.local.api.lookups import (
+    active_for_feature,
+    entitlement_of,
+    find_feature,
+    live_customer,
+)
+from openmeter_billing.local.api.problems import bad_request, conflict, not_found
+from openmeter_billing.local.api.render import iso, page_of, period_json
+from openmeter_billing.local.api.router import Context, Reply, Router
+from openmeter_billing.local.api.routes_grants import build_grant, read_period
+from openmeter_billing.local.state.ids import is_ulid
+from openmeter_billing.local.state.store import CustomerRecord, EntitlementRecord, State
 
-__all__ = ["entitlement_of", "register"]
+__all__ = ["register"]
 
 _TYPES = ("metered", "boolean", "static")
-
-
-def _active_for_feature(
-    state: State, customer_id: str, feature_key: str, at: datetime
-) -> EntitlementRecord | None:
-    return next(
-        (
-            e
-            for e in state.entitlements_of(customer_id)
-            if e.feature_key == feature_key and e.active_at(at)
-        ),
-        None,
-    )
-
-
-def entitlement_of(ctx: Context) -> EntitlementRecord:
-    """The path's entitlement: by id, or the one active now for a feature key; 404 otherwise."""
-    customer = live_customer(ctx.state, ctx.params["customerIdOrKey"])
-    ref = ctx.params["entitlementIdOrFeatureKey"]
-    found = ctx.state.entitlements.get(ref) if is_ulid(ref) else None
-    if found is not None and found.customer_id != customer.id:
-        found = None
-    found = found or _active_for_feature(ctx.state, customer.id, ref, ctx.clock.now())
-    if found is None:
-        raise not_found(f"entitlement not found: {ref} for customer {customer.id}")
-    return found
 
 
 def _measure_from(body: Fields, now: datetime, period_start: datetime) -> datetime:
@@ -225,7 +203,7 @@ def _store(
 ) -> Reply:
     record = _build(ctx, customer, data)
     now = ctx.clock.now()
-    existing = _active_for_feature(ctx.state, customer.id, record.feature_key, now)
+    existing = active_for_feature(ctx.state, customer.id, record.feature_key, now)
     if existing is not None and existing.id != replacing:
         raise conflict(
             f"entitlement with id {existing.id} already exists for feature {record.feature_id} "
@@ -268,7 +246,7 @@ def _value(ctx: Context, *, v2: bool) -> Reply:
             raise not_found(f"entitlement not found: {ref}")
     else:
         find_feature(ctx.state, ref)  # an unknown feature is 404; a known one without access is 200
-        ent = _active_for_feature(ctx.state, customer.id, ref, at)
+        ent = active_for_feature(ctx.state, customer.id, ref, at)
     doc = value_json(ctx.state, ent, at, v2=v2)
     return Reply(200, omit_false_access(doc) if v2 else doc)
 

@@ -7,24 +7,17 @@ entitlement), group-by filters must name the meter's group-by keys. Archiving is
 
 from __future__ import annotations
 
-from openmeter_billing.local._ids import is_ulid
-from openmeter_billing.local._inputs import KEY_PATTERN, Fields
-from openmeter_billing.local._problems import bad_request, conflict, not_found
-from openmeter_billing.local._render import feature_json, page_of
-from openmeter_billing.local._router import Context, Reply, Router
-from openmeter_billing.local._state import FeatureRecord, State
+from openmeter_billing.local.api.inputs import KEY_PATTERN, Fields
+from openmeter_billing.local.api.lookups import find_feature
+from openmeter_billing.local.api.problems import bad_request, conflict, not_found
+from openmeter_billing.local.api.render import feature_json, page_of
+from openmeter_billing.local.api.router import Context, Reply, Router
+from openmeter_billing.local.state.ids import is_ulid
+from openmeter_billing.local.state.store import FeatureRecord
 
-__all__ = ["ENTITLEMENT_AGGREGATIONS", "find_feature", "register"]
+__all__ = ["ENTITLEMENT_AGGREGATIONS", "register"]
 
 ENTITLEMENT_AGGREGATIONS = ("SUM", "COUNT", "UNIQUE_COUNT", "LATEST")
-
-
-def find_feature(state: State, id_or_key: str) -> FeatureRecord:
-    """By id (archived too) or by the key of the non-archived feature; 404 otherwise."""
-    found = state.features.get(id_or_key) or state.feature_by_key(id_or_key)
-    if found is None:
-        raise not_found(f"feature not found: {id_or_key}")
-    return found
 
 
 def _create(ctx: Context) -> Reply:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from openmeter_billing.local._problems import bad_request
+from openmeter_billing.local.api.problems import bad_request
 
 __all__ = [
     "KEY_PATTERN",

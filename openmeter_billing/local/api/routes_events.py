@@ -12,12 +12,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from openmeter_billing.local._inputs import Fields
-from openmeter_billing.local._meters import EventRecord, event_problem
-from openmeter_billing.local._problems import bad_request
-from openmeter_billing.local._render import iso
-from openmeter_billing.local._router import Context, Reply, Router
-from openmeter_billing.local._state import IngestedRecord, MeterRecord
+from openmeter_billing.local.api.inputs import Fields
+from openmeter_billing.local.api.problems import bad_request
+from openmeter_billing.local.api.render import iso
+from openmeter_billing.local.api.router import Context, Reply, Router
+from openmeter_billing.local.meters.index import EventRecord, event_problem
+from openmeter_billing.local.state.store import IngestedRecord, MeterRecord
 
 __all__ = ["register"]
 

@@ -10,33 +10,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from openmeter_billing.local._ids import is_ulid
-from openmeter_billing.local._inputs import Fields
-from openmeter_billing.local._problems import bad_request, conflict, not_found, precondition_failed
-from openmeter_billing.local._render import customer_json, page_of
-from openmeter_billing.local._router import Context, Reply, Router
-from openmeter_billing.local._state import CustomerRecord, State
+from openmeter_billing.local.api.inputs import Fields
+from openmeter_billing.local.api.lookups import find_customer, live_customer
+from openmeter_billing.local.api.problems import (
+    bad_request,
+    conflict,
+)
+from openmeter_billing.local.api.render import customer_json, page_of
+from openmeter_billing.local.api.router import Context, Reply, Router
+from openmeter_billing.local.state.store import CustomerRecord, State
 
-__all__ = ["find_customer", "live_customer", "register"]
+__all__ = ["register"]
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-
-def find_customer(state: State, id_or_key: str) -> CustomerRecord:
-    """By id (deleted ones too) or by key (live only); 404 otherwise."""
-    found = state.customers.get(id_or_key) if is_ulid(id_or_key) else None
-    found = found or state.customer_by_key(id_or_key)
-    if found is None:
-        raise not_found(f"customer not found: {id_or_key}")
-    return found
-
-
-def live_customer(state: State, id_or_key: str) -> CustomerRecord:
-    """Like :func:`find_customer`, but 412 for a deleted customer (OpenMeter's precondition)."""
-    found = find_customer(state, id_or_key)
-    if found.deleted_at is not None:
-        raise precondition_failed(f"customer is deleted: {found.id}")
-    return found
 
 
 def _read_body(ctx: Context) -> dict[str, Any]:

@@ -12,23 +12,25 @@ from datetime import datetime
 from typing import Any
 
 from openmeter_billing._exceptions import InvalidInputError
-from openmeter_billing.local._entitlement_math import engine_inputs, metered_state, period_of
-from openmeter_billing.local._inputs import Fields, parse_time_zone
-from openmeter_billing.local._problems import bad_request, not_found
-from openmeter_billing.local._render import grant_json, iso, page_of
-from openmeter_billing.local._router import Context, Reply, Router
-from openmeter_billing.local._state import EntitlementRecord, GrantRecord, PeriodInput, State
 from openmeter_billing.local._time import (
     add_expiration,
     parse_interval,
     truncate_minute,
 )
-from openmeter_billing.local.balance import (
+from openmeter_billing.local.api.entitlement_math import engine_inputs, metered_state, period_of
+from openmeter_billing.local.api.inputs import Fields, parse_time_zone
+from openmeter_billing.local.api.lookups import entitlement_of
+from openmeter_billing.local.api.problems import bad_request, not_found
+from openmeter_billing.local.api.render import grant_json, iso, page_of
+from openmeter_billing.local.api.router import Context, Reply, Router
+from openmeter_billing.local.engine.balance import (
+    HistoryResult,
     MeteredEntitlementState,
     ResetRecord,
     compute_history,
     period_start_for_grant_validation,
 )
+from openmeter_billing.local.state.store import EntitlementRecord, GrantRecord, PeriodInput, State
 
 __all__ = ["build_grant", "read_period", "register", "render_grant"]
 
@@ -211,7 +213,7 @@ def _history(ctx: Context, ent: EntitlementRecord) -> Reply:
     return Reply(200, _history_json(result))
 
 
-def _history_json(result: Any) -> dict[str, Any]:
+def _history_json(result: HistoryResult) -> dict[str, Any]:
     return {
         "windowedHistory": [
             {
@@ -239,8 +241,8 @@ def _history_json(result: Any) -> dict[str, Any]:
     }
 
 
-def register(router: Router, entitlement_of: Any) -> None:
-    """Register the grant routes; ``entitlement_of(ctx)`` resolves the path's entitlement."""
+def register(router: Router) -> None:
+    """Register the grant, reset and history routes of an entitlement."""
     base = "/api/v2/customers/{customerIdOrKey}/entitlements/{entitlementIdOrFeatureKey}"
 
     @router.route("POST", base + "/grants")

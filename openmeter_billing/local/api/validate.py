@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from openmeter_billing.local._problems import Problem, bad_request
-from openmeter_billing.local._request_rules import OPERATIONS, SCHEMAS
+from openmeter_billing.local.api.problems import Problem, bad_request
+from openmeter_billing.local.api.request_rules import OPERATIONS, SCHEMAS
 
 __all__ = ["check_body", "check_params", "operation"]
 
@@ -41,9 +41,22 @@ def operation(method: str, template: str) -> Mapping[str, Any] | None:
     return rules
 
 
-def _fail(field: str, message: str) -> Problem:
-    field = field or "body"
-    return bad_request(f"{field}: {message}", field=field)
+class _Invalid(Exception):
+    """Internal: a value breaks a rule. Cheap to raise, as anyOf/oneOf try every branch; it
+    becomes OpenMeter's 400 problem only when it escapes validation (:func:`_problem`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field or "body"
+        self.message = message
+
+
+def _fail(field: str, message: str) -> _Invalid:
+    return _Invalid(field, message)
+
+
+def _problem(invalid: _Invalid) -> Problem:
+    return bad_request(f"{invalid.field}: {invalid.message}", field=invalid.field)
 
 
 def _type_ok(value: Any, kind: str) -> bool:
@@ -58,8 +71,15 @@ def _type_ok(value: Any, kind: str) -> bool:
 
 def validate(value: Any, schema: Mapping[str, Any], field: str) -> None:
     """Raise a 400 naming ``field`` (a dotted path) when ``value`` breaks ``schema``."""
+    try:
+        _check(value, schema, field)
+    except _Invalid as invalid:
+        raise _problem(invalid) from None
+
+
+def _check(value: Any, schema: Mapping[str, Any], field: str) -> None:
     if "$ref" in schema:
-        validate(value, SCHEMAS[schema["$ref"]], field)
+        _check(value, SCHEMAS[schema["$ref"]], field)
         return
     if value is None and schema.get("nullable"):
         return
@@ -82,15 +102,15 @@ def validate(value: Any, schema: Mapping[str, Any], field: str) -> None:
 
 def _matches(value: Any, schema: Mapping[str, Any], field: str) -> bool:
     try:
-        validate(value, schema, field)
-    except Problem:
+        _check(value, schema, field)
+    except _Invalid:
         return False
     return True
 
 
 def _combinators(value: Any, schema: Mapping[str, Any], field: str) -> None:
     for part in schema.get("allOf", ()):
-        validate(value, part, field)
+        _check(value, part, field)
     if "anyOf" in schema and not any(_matches(value, s, field) for s in schema["anyOf"]):
         raise _fail(field, "does not match any of the allowed forms")
     if "oneOf" not in schema:
@@ -102,7 +122,7 @@ def _combinators(value: Any, schema: Mapping[str, Any], field: str) -> None:
         if target is None:
             allowed = ", ".join(discriminator["mapping"])
             raise _fail(f"{field}.{name}" if field else name, f"must be one of {allowed}")
-        validate(value, SCHEMAS[target], field)
+        _check(value, SCHEMAS[target], field)
         return
     if sum(_matches(value, s, field) for s in schema["oneOf"]) != 1:
         raise _fail(field, "must match exactly one of the allowed forms")
@@ -138,7 +158,7 @@ def _array(value: list[Any], schema: Mapping[str, Any], field: str) -> None:
     items = schema.get("items")
     if items is not None:
         for index, item in enumerate(value):
-            validate(item, items, f"{field}[{index}]")
+            _check(item, items, f"{field}[{index}]")
 
 
 def _object(value: dict[str, Any], schema: Mapping[str, Any], field: str) -> None:
@@ -150,11 +170,11 @@ def _object(value: dict[str, Any], schema: Mapping[str, Any], field: str) -> Non
     extra = schema.get("additionalProperties")
     for name, item in value.items():
         if name in properties:
-            validate(item, properties[name], f"{prefix}{name}")
+            _check(item, properties[name], f"{prefix}{name}")
         elif extra is False:
             raise _fail(f"{prefix}{name}", "is not an allowed property")
         elif isinstance(extra, dict):
-            validate(item, extra, f"{prefix}{name}")
+            _check(item, extra, f"{prefix}{name}")
 
 
 def _scalar(raw: str, schema: Mapping[str, Any], field: str) -> Any:
@@ -181,11 +201,20 @@ def check_params(
     rules: Mapping[str, Any], path: Mapping[str, str], query: Sequence[tuple[str, str]]
 ) -> None:
     """Validate the path and query parameters of a request against its operation's rules."""
+    try:
+        _check_params(rules, path, query)
+    except _Invalid as invalid:
+        raise _problem(invalid) from None
+
+
+def _check_params(
+    rules: Mapping[str, Any], path: Mapping[str, str], query: Sequence[tuple[str, str]]
+) -> None:
     for param in rules["params"]:
         name, schema = param["name"], param["schema"]
         if param["in"] == "path":
             if name in path:
-                validate(_scalar(path[name], schema, name), schema, name)
+                _check(_scalar(path[name], schema, name), schema, name)
             continue
         if param["in"] != "query" or param["style"] == "deepObject":
             continue
@@ -198,10 +227,10 @@ def check_params(
         if resolved.get("type") == "array":
             items = resolved.get("items", {})
             for value in values:
-                validate(_scalar(value, items, name), items, name)
-            validate(values, {k: v for k, v in resolved.items() if k != "items"}, name)
+                _check(_scalar(value, items, name), items, name)
+            _check(values, {k: v for k, v in resolved.items() if k != "items"}, name)
         else:
-            validate(_scalar(values[-1], schema, name), schema, name)
+            _check(_scalar(values[-1], schema, name), schema, name)
 
 
 def check_body(rules: Mapping[str, Any], content_type: str, body: Any) -> None:

@@ -1,7 +1,7 @@
 """Local OpenMeter meter values: valid meter definitions, what an event contributes, and sums of it.
 
-This is the bottom layer of the emulator's meters (``_meters`` indexes events with it and
-``_meter_query`` answers queries with it), kept apart so both can share it without importing each
+This is the bottom layer of the emulator's meters (``index`` indexes events with it and
+``query`` answers queries with it), kept apart so both can share it without importing each
 other. Pure code: no HTTP, no state store, no clock. It reproduces OpenMeter's rules
 (``openmeter/meter`` and ``openmeter/streaming/clickhouse``):
 
@@ -12,8 +12,9 @@ other. Pure code: no HTTP, no state store, no clock. It reproduces OpenMeter's r
 * an event whose value cannot be read gets a validation error and is not counted;
 * usage is stored per minute: an event at 10:00:30 counts in ``[10:00, 10:01)``.
 
-Values are kept in :class:`Series` (one time-sorted run of events) with lazily built exact prefix
-sums, so :func:`aggregate` over a range is a couple of bisects instead of a scan.
+Values are kept in :class:`Series` (one time-sorted run of events) with exact range sums
+(:class:`RangeSums`), so :func:`aggregate` over a range is a few bisects instead of a scan, and an
+event older than the newest one costs no rebuild.
 """
 
 from __future__ import annotations
@@ -28,14 +29,15 @@ from decimal import Context, Decimal
 from typing import Any, Literal
 
 from openmeter_billing._exceptions import InvalidInputError
-from openmeter_billing.local._jsonpath import (
+from openmeter_billing.local._time import ceil_minute
+from openmeter_billing.local.meters.jsonpath import (
     MISSING,
     JsonPath,
     JsonPathError,
     json_value_text,
     parse_json_path,
 )
-from openmeter_billing.local._time import ceil_minute
+from openmeter_billing.local.meters.range_sums import RangeSums
 
 __all__ = [
     "AGGREGATIONS",
@@ -299,10 +301,10 @@ class Series:
     seqs: list[int] = field(default_factory=list)  # arrival order: a later write wins a tie
     numbers: list[Decimal] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # UNIQUE_COUNT values
-    _prefix: list[Decimal] | None = None  # _prefix[i] = sum(numbers[:i]), built on demand
+    _sums: RangeSums = field(default_factory=lambda: RangeSums(_EXACT))
 
     def insert(self, t: int, seq: int, value: Decimal | str) -> None:
-        """Insert keeping time order; in-order appends keep the prefix sums valid."""
+        """Insert keeping time order; an event older than the newest costs no rebuild."""
         i = bisect.bisect_right(self.times, t)
         self.times.insert(i, t)
         self.seqs.insert(i, seq)
@@ -310,10 +312,7 @@ class Series:
             self.texts.insert(i, value)
             return
         self.numbers.insert(i, value)
-        if self._prefix is not None and i == len(self.numbers) - 1:
-            self._prefix.append(_EXACT.add(self._prefix[-1], value))
-        else:
-            self._prefix = None
+        self._sums.insert(t, value)
 
     def span(self, low: int | None, high: int | None) -> tuple[int, int]:
         """Index range of events with ``low <= time < high`` (None: unbounded)."""
@@ -322,13 +321,12 @@ class Series:
         return lo, max(lo, hi)
 
     def total(self, lo: int, hi: int) -> Decimal:
-        """Exact sum of ``numbers[lo:hi]`` from the prefix sums (built on first use)."""
-        if self._prefix is None:
-            prefix = [Decimal(0)]
-            for number in self.numbers:
-                prefix.append(_EXACT.add(prefix[-1], number))
-            self._prefix = prefix
-        return _EXACT.subtract(self._prefix[hi], self._prefix[lo])
+        """Exact sum of ``numbers[lo:hi]``, a range :meth:`span` (or a bisect_left) gave."""
+        if hi <= lo:
+            return Decimal(0)
+        # A span holds every event of its time range, so the range is [times[lo], times[hi]).
+        end = self.times[hi] if hi < len(self.times) else self.times[-1] + 1
+        return self._sums.between(self.times[lo], end)
 
 
 Part = tuple[Series, int, int]

@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import unquote
 
 from openmeter_billing.local._clock import Clock
-from openmeter_billing.local._ids import IdFactory
-from openmeter_billing.local._inputs import Query, parse_json
-from openmeter_billing.local._problems import Problem, bad_request
-from openmeter_billing.local._state import State
+from openmeter_billing.local.api.inputs import Query, parse_json
+from openmeter_billing.local.api.problems import Problem, bad_request
+from openmeter_billing.local.state.ids import IdFactory
+from openmeter_billing.local.state.store import State
 
 __all__ = ["Context", "Handler", "Reply", "Router"]
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from openmeter_billing.local._render import customer_json, feature_json, iso, meter_json
-from openmeter_billing.local._state import State
+from openmeter_billing.local.api.render import customer_json, feature_json, iso, meter_json
+from openmeter_billing.local.api.routes_entitlements import entitlement_json
+from openmeter_billing.local.api.routes_grants import render_grant
+from openmeter_billing.local.state.store import State
 
 __all__ = ["snapshot_of"]
 
 
 def snapshot_of(state: State, now: datetime) -> dict[str, Any]:
     """Every entity, rendered as the API shows it, plus the event log and portal tokens."""
-    from openmeter_billing.local._routes_entitlements import entitlement_json
-    from openmeter_billing.local._routes_grants import render_grant
-
     return {
         "now": iso(now),
         "customers": [customer_json(c) for c in state.customers.values()],

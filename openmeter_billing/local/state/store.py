@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from openmeter_billing.local._meters import EventRecord, MeterIndex
 from openmeter_billing.local._time import Interval, Recurrence
+from openmeter_billing.local.engine.balance import ResetRecord
+from openmeter_billing.local.meters.index import EventRecord, MeterIndex
 
 __all__ = [
     "CustomerRecord",
@@ -111,7 +112,7 @@ class EntitlementRecord:
     issue_amount: float | None = None
     issue_priority: int | None = None
     config: str | None = None
-    resets: list[Any] = field(default_factory=list)  # balance.ResetRecord, ascending
+    resets: list[ResetRecord] = field(default_factory=list)  # ascending
     deleted_at: datetime | None = None
 
     def active_at(self, t: datetime) -> bool:

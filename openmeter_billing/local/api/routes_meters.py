@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from openmeter_billing.local._inputs import KEY_PATTERN, Fields, parse_datetime, parse_time_zone
-from openmeter_billing.local._meters import MeterIndex, MeterSpec, QueryRow, meter_problems
-from openmeter_billing.local._problems import bad_request, conflict, not_found
-from openmeter_billing.local._render import iso, meter_json
-from openmeter_billing.local._router import Context, Reply, Router
-from openmeter_billing.local._state import MeterRecord, State
+from openmeter_billing.local.api.inputs import KEY_PATTERN, Fields, parse_datetime, parse_time_zone
+from openmeter_billing.local.api.problems import bad_request, conflict, not_found
+from openmeter_billing.local.api.render import iso, meter_json
+from openmeter_billing.local.api.router import Context, Reply, Router
+from openmeter_billing.local.meters.index import MeterIndex, MeterSpec, QueryRow, meter_problems
+from openmeter_billing.local.state.store import MeterRecord, State
 
 __all__ = ["AGGREGATIONS", "WINDOW_SIZES", "find_meter", "register"]
 

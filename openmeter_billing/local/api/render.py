@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from openmeter_billing.local._inputs import Query
-from openmeter_billing.local._state import (
+from openmeter_billing.local._time import interval_to_enum, interval_to_iso
+from openmeter_billing.local.api.inputs import Query
+from openmeter_billing.local.state.store import (
     CustomerRecord,
     FeatureRecord,
     GrantRecord,
     MeterRecord,
     PeriodInput,
 )
-from openmeter_billing.local._time import interval_to_enum, interval_to_iso
 
 __all__ = [
     "customer_json",
@@ -29,8 +30,10 @@ __all__ = [
 T = TypeVar("T")
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(t: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z`` suffix, like the Go server."""
+    """RFC 3339 in UTC with a ``Z`` suffix, like the Go server (cached: the clock is frozen,
+    so the same few instants are rendered again and again)."""
     text = t.astimezone(timezone.utc).isoformat()
     return text.replace("+00:00", "Z")
 

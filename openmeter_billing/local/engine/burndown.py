@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from openmeter_billing.local._balance_model import (
+from openmeter_billing.local.engine.model import (
     GrantState,
     MeteredEntitlementState,
     UsageFn,
     grant_is_active,
 )
-from openmeter_billing.local._periods import UsagePeriods
-from openmeter_billing.local._phases import Phase, plan_phases
+from openmeter_billing.local.engine.periods import UsagePeriods
+from openmeter_billing.local.engine.phases import Phase, plan_phases
 
 __all__ = ["Instant", "RawSegment", "burn", "burn_order", "run"]
 

@@ -10,11 +10,11 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from openmeter_billing.local._inputs import Fields
-from openmeter_billing.local._problems import bad_request
-from openmeter_billing.local._render import iso
-from openmeter_billing.local._router import Context, Reply, Router
-from openmeter_billing.local._state import PortalTokenRecord
+from openmeter_billing.local.api.inputs import Fields
+from openmeter_billing.local.api.problems import bad_request
+from openmeter_billing.local.api.render import iso
+from openmeter_billing.local.api.router import Context, Reply, Router
+from openmeter_billing.local.state.store import PortalTokenRecord
 
 __all__ = ["TOKEN_TTL", "register"]
 

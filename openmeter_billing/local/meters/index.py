@@ -3,15 +3,14 @@
 :class:`MeterIndex` is what the emulator's state keeps per meter: it counts matching events as
 they arrive (in any order) and answers "the meter value over ``[from, to)``" for the entitlement
 engine, and meter queries for the routes. The rules for what an event contributes live in
-``_meter_values`` and the query rules in ``_meter_query``; this module re-exports the names
+``values`` and the query rules in ``query``; this module re-exports the names
 callers import (``EventRecord``, ``MeterSpec``, ``QueryRow``, ``event_problem``,
 ``meter_problems`` ...) so they keep importing from one place.
 
-Each meter keeps one time-sorted series per (subject, group-by values), with lazily built exact
-prefix sums, so a range aggregation is a couple of bisects per series instead of a scan.
-Measured on the 2-core dev machine with 100k events of one subject: a ``usage_fn`` call over a
-month costs ~15 µs for SUM/COUNT/AVG/LATEST (the first SUM call builds prefix sums, ~50 ms);
-MIN/MAX/UNIQUE_COUNT scan their range (~3 ms for 86k events) but repeated ranges are memoised.
+Each meter keeps one time-sorted series per (subject, group-by values), with exact range sums
+kept up to date as events arrive in any order, so a range aggregation is a few bisects per series
+instead of a scan, and an event dated before the newest one costs no rebuild. MIN/MAX/UNIQUE_COUNT
+scan their range (~3 ms for 86k events on the dev machine) but repeated ranges are memoised.
 """
 
 from __future__ import annotations
@@ -21,9 +20,9 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from openmeter_billing._exceptions import InvalidInputError
-from openmeter_billing.local._jsonpath import MISSING, json_value_text
-from openmeter_billing.local._meter_query import QueryRow, check_group_filters, run_query
-from openmeter_billing.local._meter_values import (
+from openmeter_billing.local.meters.jsonpath import MISSING, json_value_text
+from openmeter_billing.local.meters.query import QueryRow, check_group_filters, run_query
+from openmeter_billing.local.meters.values import (
     AGGREGATIONS,
     RESERVED_GROUP_BY_KEYS,
     Aggregation,

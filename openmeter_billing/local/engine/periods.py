@@ -12,8 +12,8 @@ from __future__ import annotations
 import bisect
 from datetime import datetime
 
-from openmeter_billing.local._balance_model import MeteredEntitlementState
 from openmeter_billing.local._time import Recurrence
+from openmeter_billing.local.engine.model import MeteredEntitlementState
 
 __all__ = ["UsagePeriods"]
 
