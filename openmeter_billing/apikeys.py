@@ -129,7 +129,7 @@ class ApiKeyMeter:
         data = _event_data(use)
         try:
             owner = use.owner if self._owner is None else await maybe_await(self._owner(use))
-            data["owner"] = await self._client._customer_key(owner)
+            data["owner"] = await self._client.identity.customer_key(owner)
             return await self._send(use, owner, data)
         except Exception as exc:
             logger.warning("API-key metering failed for key %s: %s", use.key_id, exc)
