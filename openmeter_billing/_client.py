@@ -148,7 +148,11 @@ class OpenMeterBilling:
         self.ledger = ledger
         self._billing_options = billing_options
         self.outbox = outbox
-        self._ingest = _ingest_engine(self._http, self._runtime, ingest, outbox)
+        self._make_ingest = functools.partial(
+            _ingest_engine, self._http, self._runtime, ingest, outbox
+        )
+        if outbox is not None:
+            self._ingest()  # now: an outbox left behind by an earlier process is delivered on start
 
     def __repr__(self) -> str:
         auth = "api_key" if self._http.options.api_key else "none"
@@ -401,6 +405,10 @@ class OpenMeterBilling:
             ingest=self._ingest,
         )
 
+    def _ingest(self) -> IngestEngine:
+        """The queue (or outbox) and flusher behind ``events.submit``, made on first use."""
+        return self._runtime.shared("ingest", self._make_ingest)
+
     async def aclose(self) -> None:
         """Drain background services (bounded) and close the connection pools.
 
@@ -459,8 +467,7 @@ def _check_providers(providers: Sequence[PaymentProvider]) -> dict[str, PaymentP
 def _ingest_engine(
     http: HTTPCore, runtime: Runtime, options: IngestOptions | None, outbox: Outbox | None
 ) -> IngestEngine:
-    """The queue (or outbox) and flusher behind ``events.submit``; registered with the runtime
-    now, so an outbox left behind by an earlier process is delivered on start."""
+    """A new ingest engine; it registers its flusher with the runtime."""
     from .ingest._engine import IngestEngine
     from .ingest.options import IngestOptions
 

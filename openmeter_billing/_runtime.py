@@ -24,7 +24,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar, cast, runtime_checkable
 
 import httpx
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import asyncio
 
 __all__ = ["BackgroundService", "Runtime", "fork_generation"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("openmeter_billing")
 
@@ -205,6 +207,7 @@ class Runtime:
         # The fast path: the state used last, valid while the loop and process are the same.
         self._last_key: object = None
         self._last_state: _LoopState | None = None
+        self._shared: dict[str, object] = {}
 
     def __repr__(self) -> str:
         return f"<Runtime loops={len(self._states)} services={len(self._services)}>"
@@ -287,6 +290,13 @@ class Runtime:
         for key, state in list(self._states.items()):
             if state.loop is not None and state.loop.is_closed():
                 del self._states[key]
+
+    def shared(self, name: str, factory: Callable[[], T]) -> T:
+        """One object per client (its `with_options` copies included), made on first use."""
+        with self._lock:
+            if name not in self._shared:
+                self._shared[name] = factory()
+            return cast("T", self._shared[name])
 
     def add_service(self, service: BackgroundService) -> None:
         """Register a background service; it starts now on a running loop, else on first use."""

@@ -37,7 +37,7 @@ class ResourceDeps:
     customer_id_store: CustomerIdStore | None = None
     event_source: str = DEFAULT_EVENT_SOURCE
     providers: Mapping[str, PaymentProvider] = field(default_factory=dict)
-    ingest: IngestEngine | None = None
+    ingest: Callable[[], IngestEngine] | None = None
 
 
 class AsyncResource:

@@ -159,7 +159,7 @@ class AsyncEvents(AsyncResource):
         engine = self._deps.ingest
         if engine is None:
             raise ConfigurationError("this events resource has no ingest engine; use client.events")
-        return engine
+        return engine()
 
     def _subject_now(self, subject: str | None, customer: CustomerRef | None) -> str:
         if customer is None or isinstance(customer, str):
