@@ -86,43 +86,35 @@ class IngestEngine:
 
     def accept(self, item: Item) -> None:
         """Queue (or commit) one encoded event; raises `QueueFullError` per the policy."""
-        self.check_fork()
+        if self._generation != fork_generation():
+            self.check_fork()
         options = self.options
+        loop = asyncio._get_running_loop()
         if self.outbox is not None:
             self.outbox.put([item])
             self.counters.add("submitted")
             self._since_wake += 1
             full = self._since_wake >= options.batch_size
         else:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            dropped = self.queue.put(
-                item, options.overflow, options.block_timeout, may_block=loop is None
-            )
-            self.counters.add("submitted")
-            if dropped:
-                self.drop(dropped, "queue full")
-            full = len(self.queue) % options.batch_size == 0
-        self.ensure_flusher()
+            length = self.queue.offer(item)
+            if not length:  # full: the overflow policy decides
+                dropped = self.queue.put(
+                    item, options.overflow, options.block_timeout, may_block=loop is None
+                )
+                self.counters.add("submitted")
+                if dropped:
+                    self.drop(dropped, "queue full")
+                length = len(self.queue)
+            full = length % options.batch_size == 0
+        if loop is None:
+            if not self.active:
+                self._start_home()
+        elif loop is not self._last_loop:
+            self.runtime.ensure_started()
+            self._last_loop = loop
         if full:
             self._since_wake = 0
             self.wake()
-
-    def ensure_flusher(self) -> None:
-        """Make sure some flusher in this process will send what was just queued."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            if loop is not self._last_loop:
-                self.runtime.ensure_started()
-                self._last_loop = loop
-            return
-        if not self.active:
-            self._start_home()
 
     def _start_home(self) -> None:
         with self._lock:
@@ -215,7 +207,7 @@ class IngestEngine:
     def stats(self) -> IngestStats:
         """Counters of this process; ``pending`` counts this process's queue and batches."""
         self.check_fork()
-        return self.counters.snapshot(len(self.queue) + self.in_flight)
+        return self.counters.snapshot(len(self.queue) + self.in_flight, self.queue.accepted)
 
     async def flush(self, timeout: float | None) -> int:
         """Send everything this process can now; return how many events are still pending."""

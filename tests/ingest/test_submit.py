@@ -55,7 +55,18 @@ async def test_submit_keeps_given_id_source_and_time(make_client, faulty: Faulty
         ({"type": "", "subject": "s"}, "event.type"),
         ({"type": "t"}, "event.subject"),
         ({"type": "t", "subject": "s", "data": [1]}, "event.data"),
-        ({"type": "t", "subject": "s", "data": {"x": object()}}, "event.data"),
+        ({"type": "t", "subject": "s", "data": {"x": object()}}, "event.data.x"),
+        ({"type": "t", "subject": "s", "data": {"x": float("nan")}}, "event.data.x"),
+        ({"type": "t", "subject": "s", "data": {"x": -float("inf")}}, "event.data.x"),
+        (
+            {"type": "t", "subject": "s", "data": {"x": {"y": [1, float("nan")]}}},
+            "event.data.x.y[1]",
+        ),
+        ({"type": "t", "subject": "s", "data": {"x": 10**400}}, "event.data.x"),
+        ({"type": "t", "subject": "s", "data": {1: 2}}, "event.data"),
+        ({"type": "t", "subject": "s", "data": {"x": "\ud800"}}, "event"),
+        ({"type": 5, "subject": "s"}, "event.type"),
+        ({"type": "t", "subject": "s", "id": 12}, "event.id"),
         ({"type": "t", "subject": "s", "time": datetime(2026, 1, 1)}, "event.time"),
         ({"type": "t", "subject": "s", "id": ""}, "event.id"),
         ({"type": "t", "customer": ""}, "event.subject"),
@@ -67,6 +78,43 @@ async def test_bad_input_is_refused_before_anything_is_queued(make_client, kwarg
         client.events.submit(**kwargs)
     assert caught.value.field == field
     assert client.events.stats().submitted == 0
+
+
+async def test_encoding_round_trips_through_openmeter(make_client) -> None:
+    """The hand-written envelope escapes what JSON needs and keeps every value exact."""
+    client = make_client()
+    odd = 'quote " backslash \\ tab \t é 😀'
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    data = {"s": odd, "n": 3, "f": 2.5, "b": True, "none": None, "nested": {"l": [1, "a"]}}
+    event_id = client.events.submit(
+        type=odd, subject=odd, id=odd, data={**data, "when": moment}, time=moment
+    )
+    assert event_id == odd
+    await client.events.flush()
+    (stored,) = await client.events.list(from_=moment, limit=10)
+    assert (stored.event.id, stored.event.type, stored.event.subject) == (odd, odd, odd)
+    assert stored.event.data == {**data, "when": moment.isoformat()}
+
+
+def test_generated_ids_are_unique_uuids_and_differ_in_a_forked_child() -> None:
+    import os
+    import uuid
+
+    from openmeter_billing.ingest._prepare import new_event_id
+
+    ids = {new_event_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert {uuid.UUID(i).version for i in ids} == {8}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_event_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    assert child_id[:24] != new_event_id()[:24]  # a new random prefix, not the parent's stream
 
 
 async def test_principals_resolve_without_awaiting(faulty: FaultyOpenMeter, make_client) -> None:
