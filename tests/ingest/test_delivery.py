@@ -5,6 +5,7 @@ Outages are Local OpenMeter's own faults; `ObservedLocal` records what it acknow
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import random
@@ -183,3 +184,46 @@ async def test_reconcile_resends_acknowledged_events_openmeter_lost(make_client,
     assert again.missing == []
     unknown = await client.events.reconcile(["never-sent"], min_age=0)
     assert unknown.unknown == ["never-sent"]
+
+
+async def test_an_unclosed_client_collected_mid_process_reports_its_queue(faulty) -> None:
+    """Garbage collection with events queued: on_drop and a ResourceWarning, never silence."""
+    import gc
+
+    from openmeter_billing import IngestOptions, OpenMeterBilling
+
+    dropped: list[tuple[list[str], str]] = []
+    options = IngestOptions(
+        flush_interval=3600, on_drop=lambda ids, why: dropped.append((list(ids), why))
+    )
+    client = OpenMeterBilling(
+        base_url=faulty.local.base_url, transport=faulty.local, ingest=options
+    )
+    sent = client.events.submit(type="t", subject="s")
+    assert await client.events.flush() == 0  # the flusher runs on this loop
+    queued = [client.events.submit(type="t", subject="s") for _ in range(3)]
+    del client
+    with pytest.warns(ResourceWarning, match="garbage-collected with 3 usage events"):
+        gc.collect()
+    assert dropped == [(queued, "client garbage-collected")]
+    await asyncio.sleep(0.05)  # the orphaned flusher task ends without sending anything
+    assert faulty.stored_ids() == {sent: 1}
+
+
+async def test_a_collected_durable_client_leaves_its_rows(faulty, tmp_path) -> None:
+    import gc
+
+    from openmeter_billing import IngestOptions, OpenMeterBilling
+
+    outbox = SQLiteOutbox(tmp_path / "o.db")
+    client = OpenMeterBilling(
+        base_url=faulty.local.base_url,
+        transport=faulty.local,
+        outbox=outbox,
+        ingest=IngestOptions(flush_interval=3600),
+    )
+    faulty.down()
+    client.events.submit(type="t", subject="s")
+    del client
+    gc.collect()  # no warning: nothing is lost, the row stays for the next process
+    assert outbox.pending() == 1
