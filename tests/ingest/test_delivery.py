@@ -202,8 +202,9 @@ async def test_an_unclosed_client_collected_mid_process_reports_its_queue(faulty
     sent = client.events.submit(type="t", subject="s")
     assert await client.events.flush() == 0  # the flusher runs on this loop
     queued = [client.events.submit(type="t", subject="s") for _ in range(3)]
-    del client
-    with pytest.warns(ResourceWarning, match="garbage-collected with 3 usage events"):
+    # Collected at the del (no cycle) or by the collector (a cycle): either way, reported.
+    with pytest.warns(ResourceWarning, match="garbage-collected with 3 usage events"):  # noqa: PT031
+        del client
         gc.collect()
     assert dropped == [(queued, "client garbage-collected")]
     await asyncio.sleep(0.05)  # the orphaned flusher task ends without sending anything
