@@ -13,6 +13,7 @@ import asyncio
 import atexit
 import logging
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -53,7 +54,11 @@ class IngestEngine:
         self.home: LoopThread | None = None  # the sync facade's loop thread, when there is one
         self._lock = threading.Lock()
         self._sent: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._orphan = _Orphan(options)
         self._fresh_process_state()
+        # A client dropped without close: its queued events are reported, never freed silently.
+        # Not at exit (``atexit=False``): `shutdown_at_exit` flushes and reports then.
+        weakref.finalize(self, _report_orphaned, self._orphan).atexit = False
         if options.drain_timeout is not None:
             self.runtime.drain_timeout = options.drain_timeout
         self.runtime.add_service(self.flusher)
@@ -63,6 +68,7 @@ class IngestEngine:
         self._generation = fork_generation()
         self.counters = Counters()  # per process: a child starts from zero
         self.queue = MemoryQueue(self.options.max_queue_events, self.options.max_queue_bytes)
+        self._orphan.adopt(self.queue, self.counters, self._generation, durable=self.durable)
         self.in_flight = 0  # events taken from the queue/outbox and not finished
         self.active: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}  # loop -> waker
         self._last_loop: object = None
@@ -86,43 +92,35 @@ class IngestEngine:
 
     def accept(self, item: Item) -> None:
         """Queue (or commit) one encoded event; raises `QueueFullError` per the policy."""
-        self.check_fork()
+        if self._generation != fork_generation():
+            self.check_fork()
         options = self.options
+        loop = asyncio._get_running_loop()
         if self.outbox is not None:
             self.outbox.put([item])
             self.counters.add("submitted")
             self._since_wake += 1
             full = self._since_wake >= options.batch_size
         else:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            dropped = self.queue.put(
-                item, options.overflow, options.block_timeout, may_block=loop is None
-            )
-            self.counters.add("submitted")
-            if dropped:
-                self.drop(dropped, "queue full")
-            full = len(self.queue) % options.batch_size == 0
-        self.ensure_flusher()
+            length = self.queue.offer(item)
+            if not length:  # full: the overflow policy decides
+                dropped = self.queue.put(
+                    item, options.overflow, options.block_timeout, may_block=loop is None
+                )
+                self.counters.add("submitted")
+                if dropped:
+                    self.drop(dropped, "queue full")
+                length = len(self.queue)
+            full = length % options.batch_size == 0
+        if loop is None:
+            if not self.active:
+                self._start_home()
+        elif loop is not self._last_loop:
+            self.runtime.ensure_started()
+            self._last_loop = loop
         if full:
             self._since_wake = 0
             self.wake()
-
-    def ensure_flusher(self) -> None:
-        """Make sure some flusher in this process will send what was just queued."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if loop is not None:
-            if loop is not self._last_loop:
-                self.runtime.ensure_started()
-                self._last_loop = loop
-            return
-        if not self.active:
-            self._start_home()
 
     def _start_home(self) -> None:
         with self._lock:
@@ -215,7 +213,7 @@ class IngestEngine:
     def stats(self) -> IngestStats:
         """Counters of this process; ``pending`` counts this process's queue and batches."""
         self.check_fork()
-        return self.counters.snapshot(len(self.queue) + self.in_flight)
+        return self.counters.snapshot(len(self.queue) + self.in_flight, self.queue.accepted)
 
     async def flush(self, timeout: float | None) -> int:
         """Send everything this process can now; return how many events are still pending."""
@@ -257,6 +255,44 @@ class IngestEngine:
             future.result(timeout + 1.0)
         else:
             asyncio.run(self.flush(timeout))
+
+
+class _Orphan:
+    """What the garbage-collection finalizer needs, holding no reference to the engine."""
+
+    def __init__(self, options: IngestOptions) -> None:
+        self.options = options
+        self.queue: MemoryQueue | None = None
+        self.counters = Counters()
+        self.generation = 0
+        self.durable = False
+
+    def adopt(self, queue: MemoryQueue, counters: Counters, generation: int, durable: bool) -> None:
+        self.queue, self.counters, self.generation = queue, counters, generation
+        self.durable = durable
+
+
+def _report_orphaned(orphan: _Orphan) -> None:
+    """The engine was collected: report (log, `ResourceWarning`, ``on_drop``) what was queued."""
+    if orphan.durable or orphan.queue is None or orphan.generation != fork_generation():
+        return  # outbox rows stay for the next flusher; a fork's parent queue is not ours
+    left = orphan.queue.take_all()
+    if not left:
+        return
+    ids = [event_id for event_id, _ in left]
+    orphan.counters.add("dropped", len(ids))
+    message = (
+        f"an OpenMeterBilling client was garbage-collected with {len(ids)} usage events not "
+        "sent; close it (await client.aclose(), client.close()) or await events.flush() first"
+    )
+    logger.warning("dropping %d usage events (client garbage-collected unclosed)", len(ids))
+    warnings.warn(message, ResourceWarning, stacklevel=2)
+    callback = orphan.options.on_drop
+    if callback is not None:
+        try:
+            callback(ids, "client garbage-collected")
+        except Exception:
+            logger.exception("the on_drop callback raised")
 
 
 async def _cancel_other_tasks() -> None:

@@ -29,9 +29,21 @@ class MemoryQueue:
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
+        self.accepted = 0  # events `offer` queued (counted under the lock, for the stats)
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def offer(self, item: Item) -> int:
+        """The fast path: queue ``item`` if it fits and return the new length, else 0."""
+        size = len(item[1])
+        with self._lock:
+            if len(self._items) < self._max_events and self._bytes + size <= self._max_bytes:
+                self._items.append(item)
+                self._bytes += size
+                self.accepted += 1
+                return len(self._items)
+        return 0
 
     def put(
         self, item: Item, policy: OverflowPolicy, block_timeout: float, may_block: bool

@@ -169,10 +169,11 @@ class Counters:
         with self._lock:
             setattr(self, name, getattr(self, name) + amount)
 
-    def snapshot(self, pending: int) -> IngestStats:
+    def snapshot(self, pending: int, queued: int = 0) -> IngestStats:
+        """The counters now; ``queued``: events the memory queue's fast path counted itself."""
         with self._lock:
             return IngestStats(
-                submitted=self.submitted,
+                submitted=self.submitted + queued,
                 sent=self.sent,
                 retried=self.retried,
                 dropped=self.dropped,

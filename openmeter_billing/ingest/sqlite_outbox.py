@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS outbox_dead (
 );
 """
 
+_INSERT = "INSERT INTO outbox (event_id, body) VALUES (?, ?)"
+
 
 class SQLiteOutbox:
     """A durable outbox in one SQLite file (see the module docstring for the guarantees).
@@ -128,21 +130,26 @@ class SQLiteOutbox:
     def _commit_group(self, group: list[tuple[Sequence[Item], list[object]]]) -> None:
         conn = self._connect()
         outcome: object = True
+        rows = [item for items, _ in group for item in items]
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(
-                    "INSERT INTO outbox (event_id, body) VALUES (?, ?)",
-                    [item for items, _ in group for item in items],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            if len(rows) == 1:  # alone: one statement is its own transaction
+                conn.execute(_INSERT, rows[0])
+            else:
+                self._insert_many(conn, rows)
         except Exception as exc:
             outcome = exc
         for _, slot in group:
             slot[0] = outcome
+
+    @staticmethod
+    def _insert_many(conn: sqlite3.Connection, rows: list[Item]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(_INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def claim(self, max_events: int, max_bytes: int) -> _SQLiteLease | None:
         """Lease the oldest free rows (rows of dead processes count as free)."""
@@ -223,15 +230,19 @@ class _SQLiteLease:
         conn = self._outbox._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for seq, event_id, _ in self._rows:
-                if event_id in done or event_id in dead_ids:
-                    conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-                else:
-                    conn.execute(
-                        "UPDATE outbox SET lease_owner = NULL, lease_until = 0 "
-                        "WHERE seq = ? AND lease_owner = ?",
-                        (seq, self._outbox.owner),
-                    )
+            settled = [
+                (seq,)
+                for seq, event_id, _ in self._rows
+                if event_id in done or event_id in dead_ids
+            ]
+            conn.executemany("DELETE FROM outbox WHERE seq = ?", settled)
+            if len(settled) < len(self._rows):
+                gone = {seq for (seq,) in settled}
+                conn.executemany(
+                    "UPDATE outbox SET lease_owner = NULL, lease_until = 0 "
+                    "WHERE seq = ? AND lease_owner = ?",
+                    [(seq, self._outbox.owner) for seq, _, _ in self._rows if seq not in gone],
+                )
             conn.executemany(
                 "INSERT INTO outbox_dead (event_id, body, status, reason, at) VALUES (?,?,?,?,?)",
                 [(d.event_id, d.body, d.status, d.reason, time.time()) for d in dead],

@@ -63,10 +63,15 @@ class AsyncEvents(AsyncResource):
             InvalidInputError: Bad arguments (nothing was queued).
             QueueFullError: The memory queue is full and the overflow policy says so.
         """
-        engine = self._engine
+        engine = self._deps.ingest or self._engine
         if engine.runtime.closed:
             raise ConfigurationError("this client is closed; events can no longer be submitted")
-        event_subject = self._subject_now(subject, customer)
+        if customer is None and subject.__class__ is str and subject:
+            event_subject: str = subject
+        elif customer.__class__ is str and subject is None:
+            event_subject = customer
+        else:
+            event_subject = self._subject_now(subject, customer)
         item = encode_event(
             type=type,
             subject=event_subject,

@@ -1,4 +1,4 @@
-"""Ingest fixtures: Local OpenMeter behind a fault-injecting transport, clients with small batches."""
+"""Ingest fixtures: Local OpenMeter (its own faults, observed), clients with small batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from ingest._faults import FaultyOpenMeter
+from ingest._observed import ObservedLocal
 
 from openmeter_billing import IngestOptions, OpenMeterBilling
 
@@ -14,20 +14,20 @@ FAST = {"initial_backoff": 0.01, "max_backoff": 0.05, "flush_interval": 0.05}
 
 
 @pytest.fixture
-def faulty() -> FaultyOpenMeter:
-    return FaultyOpenMeter()
+def faulty() -> ObservedLocal:
+    return ObservedLocal()
 
 
 @pytest.fixture
 async def make_client(
-    faulty: FaultyOpenMeter,
+    faulty: ObservedLocal,
 ) -> AsyncIterator[Callable[..., OpenMeterBilling]]:
     made: list[OpenMeterBilling] = []
 
     def make(outbox: Any = None, identity: Any = None, **options: Any) -> OpenMeterBilling:
         client = OpenMeterBilling(
-            base_url=faulty.inner.base_url,
-            transport=faulty,
+            base_url=faulty.local.base_url,
+            transport=faulty.local,
             outbox=outbox,
             identity=identity,
             ingest=IngestOptions(**{**FAST, **options}),

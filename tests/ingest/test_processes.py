@@ -17,16 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ingest._faults import FaultyOpenMeter
+from ingest._observed import ObservedLocal
 from runtime._scripts import run_script
 
 from openmeter_billing.local._server import LoopbackServer
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[str, FaultyOpenMeter]]:
-    faulty = FaultyOpenMeter()
-    with LoopbackServer(faulty, port=0) as loopback:
+def server() -> Iterator[tuple[str, ObservedLocal]]:
+    faulty = ObservedLocal()
+    with LoopbackServer(faulty.local, port=0) as loopback:
         yield loopback.url, faulty
 
 
@@ -63,7 +63,7 @@ def test_events_submitted_before_exit_are_delivered(server, body: str) -> None:
 
 def test_exit_reports_what_memory_mode_could_not_send(server) -> None:
     url, faulty = server
-    faulty.down = True
+    faulty.down()
     done = run_script(
         f"""
         import json

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
-from ingest._faults import FaultyOpenMeter
+from ingest._observed import ObservedLocal
 
 from openmeter_billing import (
     ConfigurationError,
@@ -23,7 +23,7 @@ from openmeter_billing import (
 )
 
 
-async def test_submit_returns_the_id_openmeter_stores(make_client, faulty: FaultyOpenMeter) -> None:
+async def test_submit_returns_the_id_openmeter_stores(make_client, faulty: ObservedLocal) -> None:
     client = make_client()
     ids = [client.events.submit(type="ai-tokens", customer="c1", data={"n": i}) for i in range(7)]
     assert len(set(ids)) == 7
@@ -35,7 +35,7 @@ async def test_submit_returns_the_id_openmeter_stores(make_client, faulty: Fault
     assert client.events.stats().sent == 7
 
 
-async def test_submit_keeps_given_id_source_and_time(make_client, faulty: FaultyOpenMeter) -> None:
+async def test_submit_keeps_given_id_source_and_time(make_client, faulty: ObservedLocal) -> None:
     client = make_client()
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     event_id = client.events.submit(
@@ -55,7 +55,18 @@ async def test_submit_keeps_given_id_source_and_time(make_client, faulty: Faulty
         ({"type": "", "subject": "s"}, "event.type"),
         ({"type": "t"}, "event.subject"),
         ({"type": "t", "subject": "s", "data": [1]}, "event.data"),
-        ({"type": "t", "subject": "s", "data": {"x": object()}}, "event.data"),
+        ({"type": "t", "subject": "s", "data": {"x": object()}}, "event.data.x"),
+        ({"type": "t", "subject": "s", "data": {"x": float("nan")}}, "event.data.x"),
+        ({"type": "t", "subject": "s", "data": {"x": -float("inf")}}, "event.data.x"),
+        (
+            {"type": "t", "subject": "s", "data": {"x": {"y": [1, float("nan")]}}},
+            "event.data.x.y[1]",
+        ),
+        ({"type": "t", "subject": "s", "data": {"x": 10**400}}, "event.data.x"),
+        ({"type": "t", "subject": "s", "data": {1: 2}}, "event.data"),
+        ({"type": "t", "subject": "s", "data": {"x": "\ud800"}}, "event"),
+        ({"type": 5, "subject": "s"}, "event.type"),
+        ({"type": "t", "subject": "s", "id": 12}, "event.id"),
         ({"type": "t", "subject": "s", "time": datetime(2026, 1, 1)}, "event.time"),
         ({"type": "t", "subject": "s", "id": ""}, "event.id"),
         ({"type": "t", "customer": ""}, "event.subject"),
@@ -69,7 +80,44 @@ async def test_bad_input_is_refused_before_anything_is_queued(make_client, kwarg
     assert client.events.stats().submitted == 0
 
 
-async def test_principals_resolve_without_awaiting(faulty: FaultyOpenMeter, make_client) -> None:
+async def test_encoding_round_trips_through_openmeter(make_client) -> None:
+    """The hand-written envelope escapes what JSON needs and keeps every value exact."""
+    client = make_client()
+    odd = 'quote " backslash \\ tab \t é 😀'
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    data = {"s": odd, "n": 3, "f": 2.5, "b": True, "none": None, "nested": {"l": [1, "a"]}}
+    event_id = client.events.submit(
+        type=odd, subject=odd, id=odd, data={**data, "when": moment}, time=moment
+    )
+    assert event_id == odd
+    await client.events.flush()
+    (stored,) = await client.events.list(from_=moment, limit=10)
+    assert (stored.event.id, stored.event.type, stored.event.subject) == (odd, odd, odd)
+    assert stored.event.data == {**data, "when": moment.isoformat()}
+
+
+def test_generated_ids_are_unique_uuids_and_differ_in_a_forked_child() -> None:
+    import os
+    import uuid
+
+    from openmeter_billing.ingest._prepare import new_event_id
+
+    ids = {new_event_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert {uuid.UUID(i).version for i in ids} == {8}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_event_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    assert child_id[:24] != new_event_id()[:24]  # a new random prefix, not the parent's stream
+
+
+async def test_principals_resolve_without_awaiting(faulty: ObservedLocal, make_client) -> None:
     client = make_client(identity=Identity(user=UserResolver(key="user-{id}")))
     client.events.submit(type="t", customer=User(id="7"))
     with pytest.raises(SubjectMismatchError):
@@ -121,7 +169,7 @@ async def test_on_submitted_hears_every_event(make_client) -> None:
 @pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest"])
 async def test_overflow_drops_are_reported_with_ids(make_client, faulty, policy) -> None:
     dropped: list[tuple[list[str], str]] = []
-    faulty.down = True
+    outage = faulty.down()
     client = make_client(
         max_queue_events=3,
         overflow=policy,
@@ -132,13 +180,13 @@ async def test_overflow_drops_are_reported_with_ids(make_client, faulty, policy)
     assert dropped == [([i], "queue full") for i in expected]
     stats = client.events.stats()
     assert (stats.submitted, stats.dropped, stats.pending) == (5, 2, 3)
-    faulty.down = False
+    outage.remove()
     await client.events.flush()
     assert set(faulty.stored_ids()) == set(ids) - set(expected)
 
 
 async def test_overflow_raise_names_the_event(make_client, faulty) -> None:
-    faulty.down = True
+    faulty.down()
     client = make_client(max_queue_events=1, overflow="raise")
     client.events.submit(type="t", subject="s")
     with pytest.raises(QueueFullError) as caught:
@@ -168,7 +216,7 @@ def test_overflow_block_waits_for_room_then_gives_up() -> None:
 def test_sync_facade_submits_without_blocking_and_flushes(faulty) -> None:
     from openmeter_billing import SyncOpenMeterBilling
 
-    with SyncOpenMeterBilling(base_url=faulty.inner.base_url, transport=faulty) as client:
+    with SyncOpenMeterBilling(base_url=faulty.local.base_url, transport=faulty.local) as client:
         ids = [client.events.submit(type="t", subject="s") for _ in range(30)]
         assert client.events.flush() == 0
         assert client.events.stats().sent == 30
