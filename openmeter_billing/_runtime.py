@@ -208,6 +208,7 @@ class Runtime:
         self._last_key: object = None
         self._last_state: _LoopState | None = None
         self._shared: dict[str, object] = {}
+        self._shared_lock = threading.RLock()  # factories may register services (self._lock)
 
     def __repr__(self) -> str:
         return f"<Runtime loops={len(self._states)} services={len(self._services)}>"
@@ -293,7 +294,7 @@ class Runtime:
 
     def shared(self, name: str, factory: Callable[[], T]) -> T:
         """One object per client (its `with_options` copies included), made on first use."""
-        with self._lock:
+        with self._shared_lock:
             if name not in self._shared:
                 self._shared[name] = factory()
             return cast("T", self._shared[name])

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -63,7 +64,7 @@ class AsyncEvents(AsyncResource):
             InvalidInputError: Bad arguments (nothing was queued).
             QueueFullError: The memory queue is full and the overflow policy says so.
         """
-        engine = self._deps.ingest or self._engine
+        engine = self._engine
         if engine.runtime.closed:
             raise ConfigurationError("this client is closed; events can no longer be submitted")
         if customer is None and subject.__class__ is str and subject:
@@ -159,12 +160,12 @@ class AsyncEvents(AsyncResource):
         """
         return await reconcile(self, self._engine, ids, since, min_age, resend)
 
-    @property
+    @cached_property
     def _engine(self) -> IngestEngine:
-        engine = self._deps.ingest
-        if engine is None:
+        make = self._deps.ingest
+        if make is None:
             raise ConfigurationError("this events resource has no ingest engine; use client.events")
-        return engine()
+        return make()
 
     def _subject_now(self, subject: str | None, customer: CustomerRef | None) -> str:
         if customer is None or isinstance(customer, str):

@@ -45,7 +45,8 @@ async def test_submit_in_counts_usage_only_if_the_transaction_commits(
     import psycopg
 
     outbox = PostgresOutbox(DSN, table=table)  # type: ignore[arg-type]
-    client = make_client(outbox=outbox)
+    # Polls rarely, so nothing is delivered before the explicit flush below.
+    client = make_client(outbox=outbox, flush_interval=60)
     async with await psycopg.AsyncConnection.connect(DSN) as conn:  # type: ignore[arg-type]
         async with conn.transaction():
             kept = await client.events.submit_in(conn, type="t", customer="c1")

@@ -257,7 +257,7 @@ class _Body:
 async def test_encoded_event_is_compact_json(make_client, faulty) -> None:
     client = make_client()
     client.events.submit(type="t", subject="s", id="e1", data={"a": "é"})
-    (item,) = client._ingest.queue.take(10, 10_000)
+    (item,) = client._ingest().queue.take(10, 10_000)
     assert json.loads(item[1]) == {
         "specversion": "1.0",
         "id": "e1",
