@@ -161,9 +161,10 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
         rows.append(_row("rerun, no state (sample)", report["total"], seconds_, rss, report, url))
     with local_server() as url:
         state = work / "interrupted.json"
-        first, rss1, _ = backfill(url, users, state, c, stop_at=0.5)
+        first, rss1, finished = backfill(url, users, state, c, stop_at=0.5)
         watermark = json.loads(state.read_text())["watermark"]
-        rows.append(Row(f"Ctrl-C at 50% (saved {watermark})", n, [first], rss1,
+        label = "NOT interrupted" if finished is not None else "Ctrl-C at 50%"
+        rows.append(Row(f"{label} (saved {watermark})", n, [first], rss1,
                         customers_on_server=count_customers(url)))  # fmt: skip
         seconds_, rss, report = backfill(url, users, state, c, "--resume")
         assert report is not None
@@ -217,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("customers", "concurrency", "sample"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background of a non-interactive shell (``... &``): SIGINT is ignored
+        # and every child would inherit that, so Ctrl-C would interrupt nothing. A handler
+        # here is reset to the default in each child, which is what the scenarios need.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     with tempfile.TemporaryDirectory() as tmp:
         rows = run(args, Path(tmp))
     if args.json:

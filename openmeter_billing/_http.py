@@ -107,6 +107,10 @@ def encode_path(template: str, *params: str) -> str:
     return template.format(*encoded)
 
 
+#: Joined URLs kept per `HTTPCore`; cleared when full (paths carrying ids are one-offs).
+_URL_CACHE_SIZE = 256
+
+
 def _encode_json(body: Any) -> bytes:
     """Compact JSON, refusing NaN, infinity and objects JSON has no form for (typed error)."""
     check_json_value(body, "json")
@@ -205,6 +209,9 @@ class HTTPCore:
         self.runtime = runtime
         self.server_clock = server_clock or ServerClock()
         self._headers = self._build_headers(options)
+        # Joining the base URL and a path costs httpx two URL parses; a bulk job (backfill,
+        # ingest) sends thousands of requests to a handful of paths, so keep the joined URLs.
+        self._urls: dict[str, httpx.URL] = {}
 
     def __repr__(self) -> str:
         return f"<HTTPCore base_url={str(self.options.base_url)!r}>"
@@ -301,17 +308,26 @@ class HTTPCore:
         if content_type:
             merged["Content-Type"] = content_type
         effective = self.options.timeout if isinstance(timeout, NotGiven) else _to_timeout(timeout)
-        url = self.options.base_url.copy_with(
-            raw_path=self.options.base_url.raw_path.rstrip(b"/") + path.encode("ascii")
-        )
+        # An empty list would make httpx re-parse the URL to set an empty query: pass None.
         return client.build_request(
             method,
-            url,
-            params=_clean_query(params),
+            self._url(path),
+            params=_clean_query(params) or None,
             content=content,
             headers=merged,
             timeout=effective,
         )
+
+    def _url(self, path: str) -> httpx.URL:
+        """The base URL joined with ``path``, from a small cache (paths with ids vary)."""
+        url = self._urls.get(path)
+        if url is None:
+            base = self.options.base_url
+            url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + path.encode("ascii"))
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            self._urls[path] = url
+        return url
 
     async def _send_once(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from ._exceptions import InvalidInputError, safe_repr
@@ -21,6 +21,8 @@ __all__ = ["check_amount", "check_json_value"]
 
 #: Leaf types the JSON encoder writes as strings (pydantic's JSON mode does the same).
 _STRING_LIKE = (str, datetime, date, UUID)
+#: Leaves that are always fine (bool before int: a bool is an int too).
+_FINE_LEAVES = (bool, *_STRING_LIKE)
 
 
 def check_amount(value: object, field: str, *, allow_zero: bool = False) -> float:
@@ -41,7 +43,19 @@ def check_amount(value: object, field: str, *, allow_zero: bool = False) -> floa
 def check_json_value(value: Any, field: str) -> None:
     """Refuse what JSON cannot carry faithfully: NaN, infinity, ints beyond a float's range,
     non-string keys and objects with no JSON form. ``field`` is the path reported on failure."""
-    if value is None or isinstance(value, (bool, *_STRING_LIKE)):
+    kind = type(value)
+    if kind is str or value is None or kind is bool:  # the common leaves, without isinstance
+        return
+    if kind is dict or kind is list:  # plain containers: recurse without the ABC checks
+        items = value.items() if kind is dict else enumerate(value)
+        for key, item in items:
+            if kind is dict and not isinstance(key, str):
+                _bad_key(key, field)
+            if type(item) is str or item is None:
+                continue
+            check_json_value(item, f"{field}.{key}" if kind is dict else f"{field}[{key}]")
+        return
+    if isinstance(value, _FINE_LEAVES):
         return
     if isinstance(value, (int, float, Decimal)):
         _finite(value, field)
@@ -50,11 +64,7 @@ def check_json_value(value: Any, field: str) -> None:
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidInputError(
-                    f"object keys must be strings, got {type(key).__name__} {safe_repr(key)}",
-                    field=field,
-                    hint="convert the key with str() before sending",
-                )
+                _bad_key(key, field)
             check_json_value(item, f"{field}.{key}")
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
@@ -65,6 +75,14 @@ def check_json_value(value: Any, field: str) -> None:
             field=field,
             hint="send strings, numbers, booleans, None, lists and dicts (convert other objects)",
         )
+
+
+def _bad_key(key: object, field: str) -> NoReturn:
+    raise InvalidInputError(
+        f"object keys must be strings, got {type(key).__name__} {safe_repr(key)}",
+        field=field,
+        hint="convert the key with str() before sending",
+    )
 
 
 def _finite(value: int | float | Decimal, field: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import time
@@ -16,7 +17,14 @@ from ..catalog.dsl import Catalog
 from ._api import ProviderAPI
 from ._catalog_index import CatalogIndex, index_for
 from .base import CustomerHint, CustomerResolver, Headers, MappedEvent, ProviderEvent
-from .signatures import DEFAULT_MAX_BODY_BYTES, DEFAULT_TOLERANCE, raw_body
+from .signatures import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_TOLERANCE,
+    HeaderMap,
+    hmac_keys,
+    normalise_headers,
+    raw_body,
+)
 
 __all__ = ["ProviderAdapter"]
 
@@ -31,6 +39,7 @@ REFERENCE_KEYS = (
     "user_id",
 )
 SCOPES = ("user", "organization", "team")
+_DECODER = json.JSONDecoder()
 
 
 class ProviderAdapter:
@@ -44,6 +53,8 @@ class ProviderAdapter:
     default_base_url: ClassVar[str]
     #: The header the provider honours for idempotent retries (Stripe), if any.
     idempotency_header: ClassVar[str | None] = None
+    #: HMAC-SHA256 states keyed once per secret by `_prepare` (never logged or pickled).
+    _keys: tuple[hmac.HMAC, ...]
 
     def __init__(
         self,
@@ -82,7 +93,9 @@ class ProviderAdapter:
         self._prepare()
 
     def _prepare(self) -> None:
-        """Derive keys from the secrets once; raise `ConfigurationError` for a bad secret."""
+        """Key the HMACs once (here: with each secret's UTF-8 bytes, as Stripe, Razorpay and
+        Creem do); subclasses derive other keys and raise `ConfigurationError` for a bad one."""
+        self._keys = hmac_keys(s.encode("utf-8") for s in self._secret_values())
 
     def _load_secrets(self, given: str | Sequence[str] | None) -> list[str]:
         """Arguments first, then the environment (comma- or space-separated for rotation)."""
@@ -158,10 +171,10 @@ class ProviderAdapter:
                 ``invalid_payload`` (signed correctly, but not a JSON object).
         """
         data = raw_body(body, self.name, self.max_body_bytes)
-        header_list = list(headers.items() if isinstance(headers, Mapping) else headers)
-        signed_at = self._check_signature(header_list, data, self._clock())
+        header_map = normalise_headers(headers)
+        signed_at = self._check_signature(header_map, data, self._clock())
         payload = self._parse(data)
-        delivery_id, event_type, occurred_at = self._describe(header_list, payload, signed_at)
+        delivery_id, event_type, occurred_at = self._describe(header_map, payload, signed_at)
         if not delivery_id:
             raise WebhookVerificationError(
                 f"{self.name}: the delivery carries no event id to deduplicate on",
@@ -170,23 +183,26 @@ class ProviderAdapter:
             )
         return ProviderEvent(self.name, delivery_id, event_type, occurred_at, payload)
 
-    def _check_signature(
-        self, headers: list[tuple[str, str]], body: bytes, now: float
-    ) -> int | None:
+    def _check_signature(self, headers: HeaderMap, body: bytes, now: float) -> int | None:
         """Raise unless signed; return the signed timestamp when the scheme has one."""
         raise NotImplementedError
 
     def _describe(
-        self, headers: list[tuple[str, str]], payload: dict[str, Any], signed_at: int | None
+        self, headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
     ) -> tuple[str | None, str, datetime]:
         """(delivery id, event type, occurred at) of a verified delivery."""
         raise NotImplementedError
 
     def _parse(self, body: bytes) -> dict[str, Any]:
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            payload = None
+            # UTF-8 (what providers send) straight to the decoder; anything else (a BOM,
+            # UTF-16/32, invalid JSON) takes json.loads' own path, which accepts or refuses it.
+            payload = _DECODER.decode(body.decode("utf-8"))
+        except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
         if not isinstance(payload, dict):
             raise WebhookVerificationError(
                 f"{self.name}: the signature is valid but the body is not a JSON object",

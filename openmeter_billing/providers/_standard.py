@@ -6,7 +6,13 @@ from typing import ClassVar
 
 from .._exceptions import ConfigurationError
 from ._adapter import ProviderAdapter
-from .signatures import require_header, standard_webhooks_keys, verify_standard_webhooks
+from .signatures import (
+    HeaderMap,
+    hmac_keys,
+    require_header,
+    standard_webhooks_keys,
+    verify_standard_webhooks,
+)
 
 __all__ = ["StandardWebhooksAdapter"]
 
@@ -28,9 +34,9 @@ class StandardWebhooksAdapter(ProviderAdapter):
                     f"{self.name}: a webhook secret is not of the form 'whsec_<base64>' "
                     "(copy it exactly from the provider's dashboard)"
                 ) from None
-        self._keys = tuple(keys)
+        self._keys = hmac_keys(keys)
 
-    def _check_signature(self, headers: list[tuple[str, str]], body: bytes, now: float) -> int:
+    def _check_signature(self, headers: HeaderMap, body: bytes, now: float) -> int:
         prefix = self.header_prefix
         message_id = require_header(headers, f"{prefix}-id", self.name)
         timestamp = require_header(headers, f"{prefix}-timestamp", self.name)

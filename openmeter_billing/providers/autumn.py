@@ -14,7 +14,7 @@ from ._adapter import MappingContext, dig, from_millis, from_unix, items, receiv
 from ._catalog_index import index_for
 from ._standard import StandardWebhooksAdapter
 from .base import MappedEvent, ProviderEvent, TopupPurchase
-from .signatures import header
+from .signatures import HeaderMap, header
 
 __all__ = ["Autumn"]
 
@@ -44,7 +44,7 @@ class Autumn(StandardWebhooksAdapter):
     header_prefix: ClassVar[str] = "svix"
 
     def _describe(
-        self, headers: list[tuple[str, str]], payload: dict[str, Any], signed_at: int | None
+        self, headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
     ) -> tuple[str | None, str, datetime]:
         occurred = from_millis(payload.get("occurred_at")) or from_unix(signed_at) or received_now()
         return header(headers, "svix-id"), str(payload.get("type") or ""), occurred

@@ -17,7 +17,7 @@ from ._adapter import (
     text,
 )
 from .base import MappedEvent, RefundNotice, TopupPurchase
-from .signatures import require_header, verify_hmac_hex
+from .signatures import HeaderMap, require_header, verify_hmac_hex
 
 __all__ = ["Creem"]
 
@@ -54,13 +54,12 @@ class Creem(ProviderAdapter):
     def _auth_headers(self) -> dict[str, str]:
         return {"x-api-key": self._api_secrets()[0]}
 
-    def _check_signature(self, headers: list[tuple[str, str]], body: bytes, now: float) -> None:
+    def _check_signature(self, headers: HeaderMap, body: bytes, now: float) -> None:
         signature = require_header(headers, "creem-signature", self.name)
-        secrets = [s.encode("utf-8") for s in self._secret_values()]
-        verify_hmac_hex(signature, body, secrets, provider=self.name)
+        verify_hmac_hex(signature, body, self._keys, provider=self.name)
 
     def _describe(
-        self, headers: list[tuple[str, str]], payload: dict[str, Any], signed_at: int | None
+        self, headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
     ) -> tuple[str | None, str, datetime]:
         occurred = from_millis(payload.get("created_at")) or received_now()
         return text(payload.get("id")), str(payload.get("eventType") or ""), occurred

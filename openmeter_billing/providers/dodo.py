@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from ._adapter import MappingContext, dig, from_iso, from_unix, items, obj, text
 from ._standard import StandardWebhooksAdapter
 from .base import MappedEvent, RefundNotice, TopupPurchase
-from .signatures import header
+from .signatures import HeaderMap, header
 
 __all__ = ["Dodo"]
 
@@ -42,7 +42,7 @@ class Dodo(StandardWebhooksAdapter):
     default_base_url: ClassVar[str] = "https://live.dodopayments.com"
 
     def _describe(
-        self, headers: list[tuple[str, str]], payload: dict[str, Any], signed_at: int | None
+        self, headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
     ) -> tuple[str | None, str, datetime]:
         occurred = from_iso(payload.get("timestamp")) or from_unix(signed_at)
         assert occurred is not None

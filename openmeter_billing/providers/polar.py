@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from ._adapter import MappingContext, dig, from_iso, from_unix, obj, text
 from ._standard import StandardWebhooksAdapter
 from .base import MappedEvent, RefundNotice, TopupPurchase
-from .signatures import header
+from .signatures import HeaderMap, header
 
 __all__ = ["Polar"]
 
@@ -38,7 +38,7 @@ class Polar(StandardWebhooksAdapter):
     legacy_keys: ClassVar[bool] = True
 
     def _describe(
-        self, headers: list[tuple[str, str]], payload: dict[str, Any], signed_at: int | None
+        self, headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
     ) -> tuple[str | None, str, datetime]:
         occurred = from_iso(payload.get("timestamp")) or from_unix(signed_at)
         assert occurred is not None

@@ -19,7 +19,7 @@ from ._adapter import (
     text,
 )
 from .base import MappedEvent, RefundNotice, TopupPurchase
-from .signatures import header, require_header, verify_hmac_hex
+from .signatures import HeaderMap, header, require_header, verify_hmac_hex
 
 __all__ = ["Razorpay"]
 
@@ -73,13 +73,12 @@ class Razorpay(ProviderAdapter):
         token = base64.b64encode(f"{self.key_id}:{self._api_secrets()[0]}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
-    def _check_signature(self, headers: list[tuple[str, str]], body: bytes, now: float) -> None:
+    def _check_signature(self, headers: HeaderMap, body: bytes, now: float) -> None:
         signature = require_header(headers, "X-Razorpay-Signature", self.name)
-        secrets = [s.encode("utf-8") for s in self._secret_values()]
-        verify_hmac_hex(signature, body, secrets, provider=self.name)
+        verify_hmac_hex(signature, body, self._keys, provider=self.name)
 
     def _describe(
-        self, headers: list[tuple[str, str]], payload: dict[str, Any], signed_at: int | None
+        self, headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
     ) -> tuple[str | None, str, datetime]:
         occurred = from_unix(payload.get("created_at")) or received_now()
         return header(headers, "X-Razorpay-Event-Id"), str(payload.get("event") or ""), occurred

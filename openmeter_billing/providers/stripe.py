@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from .._exceptions import WebhookVerificationError
 from ._adapter import MappingContext, ProviderAdapter, dig, from_unix, obj, text
 from .base import MappedEvent, RefundNotice, TopupPurchase
-from .signatures import require_header, verify_stripe
+from .signatures import HeaderMap, require_header, verify_stripe
 
 __all__ = ["Stripe"]
 
@@ -33,14 +33,13 @@ class Stripe(ProviderAdapter):
     default_base_url: ClassVar[str] = "https://api.stripe.com"
     idempotency_header: ClassVar[str | None] = "Idempotency-Key"
 
-    def _check_signature(self, headers: list[tuple[str, str]], body: bytes, now: float) -> int:
+    def _check_signature(self, headers: HeaderMap, body: bytes, now: float) -> int:
         signature = require_header(headers, "Stripe-Signature", self.name)
-        secrets = [s.encode("utf-8") for s in self._secret_values()]
-        return verify_stripe(signature, body, secrets, tolerance=self.tolerance, now=now)
+        return verify_stripe(signature, body, self._keys, tolerance=self.tolerance, now=now)
 
     def _describe(
         self,
-        headers: list[tuple[str, str]],
+        headers: HeaderMap,
         payload: dict[str, Any],
         signed_at: int | None,
     ) -> tuple[str | None, str, datetime]:
