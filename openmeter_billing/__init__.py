@@ -48,6 +48,7 @@ from ._version import __version__
 from .billing.engine import BillingOptions
 from .billing.events import ApplyResult, BillingEvent, EntitlementChange
 from .billing.topups import TopupResult
+from .cache import EntitlementCache
 from .identity import (
     CustomerIdStore,
     CustomerProfile,
@@ -84,6 +85,7 @@ __all__ = [
     "CustomerIdStore",
     "CustomerProfile",
     "CustomerResolver",
+    "EntitlementCache",
     "EntitlementChange",
     "Identity",
     "IdentityResolutionError",

@@ -30,6 +30,7 @@ from .billing.engine import AsyncBilling, BillingOptions
 from .billing.ledger import Ledger
 from .billing.topups import AsyncTopups
 from .billing.usage import AsyncUsage
+from .cache import EntitlementCache
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
 from .identity import CustomerIdStore, CustomerRef, Identity
@@ -72,6 +73,8 @@ class OpenMeterBilling:
         ledger: Exactly-once ledger for billing workflows (`openmeter_billing.billing.ledger`).
         billing_options: How billing events map to entitlements, and hooks.
         allow_insecure_http: Permit sending the API key over plain HTTP to a non-loopback host.
+        cache: An `EntitlementCache` (or `RedisEntitlementCache`): entitlement checks answer
+            from memory, refreshed in the background. Off by default.
 
     Precedence for every setting: argument, then environment, then default.
     """
@@ -95,7 +98,13 @@ class OpenMeterBilling:
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
         webhook_inbox: WebhookInbox | None = None,
+        cache: EntitlementCache | None = None,
     ) -> None:
+        if cache is not None and not isinstance(cache, EntitlementCache):
+            raise ConfigurationError(
+                f"cache must be an EntitlementCache, got {type(cache).__name__}: pass "
+                "cache=EntitlementCache(ttl=30.0)"
+            )
         if http_client is not None and transport is not None:
             raise ConfigurationError(
                 "pass either http_client= or transport=, not both; set the transport on your "
@@ -141,10 +150,18 @@ class OpenMeterBilling:
         self.webhook_inbox = webhook_inbox
         self.ledger = ledger
         self.billing_options = billing_options or BillingOptions()
+        self._cache = cache
+        if cache is not None:
+            cache.attach(self)
 
     def __repr__(self) -> str:
         auth = "api_key" if self._http.options.api_key else "none"
         return f"<OpenMeterBilling base_url={str(self.base_url)!r} auth={auth}>"
+
+    @property
+    def cache(self) -> EntitlementCache | None:
+        """The entitlement cache passed at construction (None: every check asks OpenMeter)."""
+        return self._cache
 
     @property
     def base_url(self) -> httpx.URL:

@@ -13,6 +13,7 @@ import inspect
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Concatenate, Generic, TypeVar, overload
@@ -30,9 +31,10 @@ from .billing.engine import AsyncBilling, BillingOptions
 from .billing.ledger import Ledger
 from .billing.topups import AsyncTopups
 from .billing.usage import AsyncUsage
+from .cache import EntitlementCache
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
-from .identity import CustomerIdStore, Identity
+from .identity import CustomerIdStore, CustomerRef, Identity
 from .providers.base import PaymentProvider
 from .resources import (
     AsyncCustomers,
@@ -43,6 +45,7 @@ from .resources import (
     AsyncMeters,
     AsyncPortal,
 )
+from .types.entitlements import EntitlementValue
 from .webhooks import AsyncWebhooks, WebhookInbox
 
 __all__ = ["SyncOpenMeterBilling", "SyncPage"]
@@ -214,8 +217,28 @@ class SyncGrants(SyncResource[AsyncGrants]):
 class SyncEntitlements(SyncResource[AsyncEntitlements]):
     """Blocking twin of `AsyncEntitlements`."""
 
-    value = sync_method(AsyncEntitlements.value)
-    has = sync_method(AsyncEntitlements.has)
+    def value(
+        self,
+        customer: CustomerRef,
+        feature_key: str,
+        *,
+        time: datetime | None = None,
+        fresh: bool = False,
+    ) -> EntitlementValue:
+        """Blocking `AsyncEntitlements.value`; a fresh cached value answers in this thread."""
+        if time is None and not fresh:
+            hit = self._async.cached_value(customer, feature_key)
+            if hit is not None:  # the fast path: no hop to the loop thread
+                return hit
+        call = functools.partial(self._async.value, customer, feature_key, time=time, fresh=fresh)
+        return self._loop.run(call)
+
+    def has(self, customer: CustomerRef, feature_key: str, *, fresh: bool = False) -> bool:
+        """Blocking `AsyncEntitlements.has`; a fresh cached value answers in this thread."""
+        return self.value(customer, feature_key, fresh=fresh).has_access
+
+    prefetch = sync_method(AsyncEntitlements.prefetch)
+    invalidate = sync_method(AsyncEntitlements.invalidate)
     access = sync_method(AsyncEntitlements.access)
     list = sync_pages(AsyncEntitlements.list)
     get = sync_method(AsyncEntitlements.get)
@@ -262,7 +285,13 @@ class SyncPortal(SyncResource[AsyncPortal]):
 class SyncUsage(SyncResource[AsyncUsage]):
     """Blocking twin of `AsyncUsage`."""
 
-    has = sync_method(AsyncUsage.has)
+    def has(self, customer: CustomerRef, feature_key: str) -> bool:
+        """Blocking `AsyncUsage.has`; a fresh cached value answers in this thread."""
+        hit = self._async._client.entitlements.cached_value(customer, feature_key)
+        if hit is not None:
+            return hit.has_access
+        return self._loop.run(functools.partial(self._async.has, customer, feature_key))
+
     balance = sync_method(AsyncUsage.balance)
     consume = sync_method(AsyncUsage.consume)
     refund = sync_method(AsyncUsage.refund)
@@ -331,6 +360,7 @@ class SyncOpenMeterBilling:
         billing_options: BillingOptions | None = None,
         allow_insecure_http: bool = False,
         webhook_inbox: WebhookInbox | None = None,
+        cache: EntitlementCache | None = None,
     ) -> None:
         self._loop = LoopThread()
         factory = functools.partial(
@@ -351,6 +381,7 @@ class SyncOpenMeterBilling:
             billing_options=billing_options,
             allow_insecure_http=allow_insecure_http,
             webhook_inbox=webhook_inbox,
+            cache=cache,
         )
         try:
             # Built on the loop's thread so anything loop-bound belongs to that loop.

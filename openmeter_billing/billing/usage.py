@@ -130,6 +130,9 @@ class AsyncUsage:
         events = await self._send_usage(
             customer, feature_key, amount, event_type, data, idempotency_key
         )
+        cache = self._client.cache
+        if cache is not None:  # read your writes: the cached balance drops until OpenMeter's does
+            cache.record_usage(await self._client._customer_key(customer), feature_key, amount)
         return Consumption(
             events=events,
             amount=amount,
@@ -211,6 +214,9 @@ class AsyncUsage:
     async def _read(
         self, customer: CustomerRef, feature_key: str
     ) -> tuple[Entitlement, EntitlementValue]:
+        cache = self._client.cache
+        if cache is not None:
+            return await self._read_cached(customer, feature_key)
         results: dict[str, Any] = {}
 
         async def fetch_entitlement() -> None:
@@ -223,6 +229,19 @@ class AsyncUsage:
             group.start_soon(fetch_entitlement)
             group.start_soon(fetch_value)
         return results["entitlement"], results["value"]
+
+    async def _read_cached(
+        self, customer: CustomerRef, feature_key: str
+    ) -> tuple[Entitlement, EntitlementValue]:
+        """The entitlement's terms and value from the client's cache (each read on a miss)."""
+        cache = self._client.cache
+        assert cache is not None
+        key = await self._client._customer_key(customer)
+        entitlement = cache.definition(key, feature_key)
+        if entitlement is None:
+            entitlement = await self._client.entitlements.get(key, feature_key)
+            cache.store_definition(key, feature_key, entitlement)
+        return entitlement, await self._client.entitlements.value(key, feature_key)
 
     async def _target(self, feature_key: str) -> MeterTarget:
         cached = self._targets.get(feature_key)

@@ -1,0 +1,472 @@
+"""`EntitlementCache`: entitlement decisions from memory, refreshed in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+from .._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    ConfigurationError,
+    RateLimitError,
+)
+from ..types.entitlements import Entitlement, EntitlementValue
+from ._bucket import RateLimiter, TokenBucket
+from ._entry import Entry, Fallback, Key, fallback_value, state_of, variant
+from ._stats import CacheStats
+
+if TYPE_CHECKING:
+    from .._client import OpenMeterBilling
+
+__all__ = ["EntitlementCache", "Fetch"]
+
+logger = logging.getLogger("openmeter_billing")
+
+#: Reads one value from OpenMeter (the uncached ``entitlements.value``).
+Fetch = Callable[[str, str], Awaitable[EntitlementValue]]
+_FALLBACKS = ("fail_open", "fail_closed")
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Errors that say OpenMeter cannot answer now (served from stale or fallback, not raised)."""
+    if isinstance(exc, (APIConnectionError, RateLimitError, TimeoutError)):
+        return True
+    return isinstance(exc, APIStatusError) and exc.status_code >= 500
+
+
+def _positive(name: str, given: float, *, zero: bool = False) -> float:
+    value: object = given  # checked at run time: callers may pass anything
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        value = -1.0
+    if not (value >= 0 if zero else value > 0):
+        raise ConfigurationError(
+            f"{name} must be a {'non-negative' if zero else 'positive'} number of seconds or "
+            f"requests, got {value!r}"
+        )
+    if math.isinf(given):
+        raise ConfigurationError(f"{name} must be finite, got {given!r}")
+    return float(given)
+
+
+def _whole(given: int) -> bool:
+    value: object = given
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _fallback(name: str, value: object) -> Fallback:
+    if value == "fail_open":
+        return "fail_open"
+    if value == "fail_closed":
+        return "fail_closed"
+    raise ConfigurationError(f"{name} must be 'fail_open' or 'fail_closed', got {value!r}")
+
+
+class EntitlementCache:
+    """Answers ``entitlements.value``/``has`` and ``usage.has``/``balance`` from memory.
+
+    Pass one to the client: ``OpenMeterBilling(cache=EntitlementCache())``. A fresh value
+    (younger than ``ttl``) costs a dict lookup; a stale one is served while one background refresh
+    runs; after a failed refresh the old value is served up to ``stale_if_error``; a cold miss
+    waits at most ``miss_timeout`` for OpenMeter (1,000 concurrent callers share one request),
+    then the feature's fallback answers. Every answer says where it came from
+    (`EntitlementValue.source`). Upstream reads go through a token bucket (``rate`` per second),
+    cold misses first. Writes made through the client invalidate what they change.
+
+    Cached checks are soft limits: two servers (or two requests) can both pass on the last unit.
+    Use ``value(..., fresh=True)`` for money-critical gates.
+
+    Args:
+        ttl: Seconds a value is served as fresh (default 30).
+        feature_ttl: Per-feature TTLs, for example ``{"ai_tokens": 5}``.
+        stale_while_revalidate: Seconds past ``ttl`` a value is served while it is refreshed.
+        stale_if_error: Seconds after it was read that a value may still answer while OpenMeter
+            fails (default 3,600).
+        max_size: Values kept; the least recently used go first.
+        miss_timeout: Seconds a cold miss waits for OpenMeter before the fallback answers.
+        fallback: ``"fail_closed"`` (deny, the default) or ``"fail_open"`` (allow).
+        feature_fallback: Per-feature fallbacks, for example ``{"export_csv": "fail_open"}``.
+        rate: Upstream value reads per second (OpenMeter Cloud allows about 30).
+        rate_limiter: Your own `RateLimiter` instead of the in-process token bucket.
+        refresh_concurrency: Background refreshes in flight at once.
+        clock: Seconds since the epoch; inject one to test expiry.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 30.0,
+        *,
+        feature_ttl: Mapping[str, float] | None = None,
+        stale_while_revalidate: float = 60.0,
+        stale_if_error: float = 3600.0,
+        max_size: int = 10_000,
+        miss_timeout: float = 1.5,
+        fallback: Fallback = "fail_closed",
+        feature_fallback: Mapping[str, Fallback] | None = None,
+        rate: float = 25.0,
+        rate_limiter: RateLimiter | None = None,
+        refresh_concurrency: int = 8,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ttl = _positive("ttl", ttl)
+        self.feature_ttl = {
+            k: _positive(f"feature_ttl[{k!r}]", v) for k, v in (feature_ttl or {}).items()
+        }
+        self.stale_while_revalidate = _positive(
+            "stale_while_revalidate", stale_while_revalidate, zero=True
+        )
+        self.stale_if_error = _positive("stale_if_error", stale_if_error, zero=True)
+        self.miss_timeout = _positive("miss_timeout", miss_timeout)
+        if not _whole(max_size):
+            raise ConfigurationError(f"max_size must be a positive whole number, got {max_size!r}")
+        if not _whole(refresh_concurrency):
+            raise ConfigurationError(
+                f"refresh_concurrency must be a positive whole number, got {refresh_concurrency!r}"
+            )
+        self.max_size = max_size
+        self.fallback = _fallback("fallback", fallback)
+        self.feature_fallback = {
+            k: _fallback(f"feature_fallback[{k!r}]", v) for k, v in (feature_fallback or {}).items()
+        }
+        self.refresh_concurrency = refresh_concurrency
+        self.clock = clock
+        self.limiter: RateLimiter = rate_limiter or TokenBucket(
+            _positive("rate", rate), clock=clock
+        )
+        self.stats = CacheStats()
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self._by_customer: dict[str, set[Key]] = {}
+        self._aliases: dict[str, str] = {}  # customer id <-> key, learned from responses
+        self._misses_failed: dict[Key, float] = {}  # cold misses that failed: retry time
+        self._flights: dict[Key, asyncio.Task[EntitlementValue]] = {}
+        self._pending: OrderedDict[Key, None] = OrderedDict()  # refreshes, most recent last
+        self._wakers: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
+        self._lock = threading.Lock()  # guards _pending and _wakers across loop threads
+        self._epoch = 0
+        self._fetch: Fetch | None = None
+        self._definitions: dict[Key, tuple[Entitlement, float]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} ttl={self.ttl:g}s size={len(self._entries)}/{self.max_size}>"
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # -- wiring ---------------------------------------------------------------------------------
+
+    def attach(self, client: OpenMeterBilling) -> None:
+        """Bind to a client (its constructor calls this): reads go through it, refresher runs."""
+        from ._refresher import Refresher
+
+        if self._fetch is not None:
+            raise ConfigurationError(
+                "this EntitlementCache already serves another client; create one cache per "
+                "client (copies made with with_options() share their client's cache)"
+            )
+        self._fetch = client.entitlements._fetch_value
+        client._runtime.add_service(Refresher(self))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def peek(self, customer: str, feature_key: str) -> EntitlementValue | None:
+        """The cached value if it is fresh, else None; never waits, never schedules anything."""
+        key = (customer, feature_key)
+        entry = self._entries.get(key)
+        if entry is None or self.clock() >= entry.fresh_until:
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return entry.value
+
+    async def get(self, customer: str, feature_key: str) -> EntitlementValue:
+        """The value for ``(customer, feature_key)``: cached, stale, fetched or the fallback."""
+        key = (customer, feature_key)
+        entry = self._entries.get(key)
+        now = self.clock()
+        if entry is not None:
+            self._entries.move_to_end(key)
+            state = state_of(entry, now)
+            if state == "fresh":
+                self.stats.hits += 1
+                return entry.value
+            if state != "expired":
+                self._schedule(key, entry, now)
+                self.stats.stale += 1
+                return entry.served_as(state)
+        elif self._misses_failed.get(key, 0.0) > now:
+            return self._fallback_for(key)
+        return await self._wait(key, entry)
+
+    async def _wait(self, key: Key, entry: Entry | None) -> EntitlementValue:
+        """Join (or start) the one upstream read of ``key``, at most ``miss_timeout``."""
+        self.stats.misses += 1
+        task = self._flight(key, priority=True)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self.miss_timeout)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            if entry is not None and self.clock() < entry.error_until:
+                self.stats.stale += 1
+                return entry.served_as("stale_error")
+            return self._fallback_for(key)
+
+    def _fallback_for(self, key: Key) -> EntitlementValue:
+        self.stats.fallbacks += 1
+        return fallback_value(self.feature_fallback.get(key[1], self.fallback))
+
+    def _flight(
+        self, key: Key, *, priority: bool, token_taken: bool = False
+    ) -> asyncio.Task[EntitlementValue]:
+        """The read of ``key`` under way on this loop, or a new one (single flight)."""
+        task = self._flights.get(key)
+        loop = asyncio.get_running_loop()
+        if task is None or task.done() or task.get_loop() is not loop:
+            read = self._read_through(key, priority=priority, epoch=self._epoch, token=token_taken)
+            task = loop.create_task(read)
+            task.add_done_callback(_retrieve)
+            self._flights[key] = task
+            task.add_done_callback(lambda done: self._end_flight(key, done))
+        return task
+
+    def _end_flight(self, key: Key, task: asyncio.Task[EntitlementValue]) -> None:
+        if self._flights.get(key) is task:
+            del self._flights[key]
+
+    async def _read_through(
+        self, key: Key, *, priority: bool, epoch: int, token: bool
+    ) -> EntitlementValue:
+        """One upstream read under the rate limiter; stores the answer unless a write raced it."""
+        if not token:
+            await self._take_token(priority)
+        value = await self._read_upstream(key)
+        if epoch != self._epoch:
+            return variant(value, "live", self.clock(), self.clock)  # a write happened meanwhile
+        return self.store(key[0], key[1], value)
+
+    async def _take_token(self, priority: bool) -> None:
+        wait = await self.limiter.acquire(priority=priority)
+        while wait > 0:  # a token bucket refills with time, not with an event to wait on
+            await asyncio.sleep(min(wait, 0.25))
+            wait = await self.limiter.acquire(priority=priority)
+
+    async def _read_upstream(self, key: Key) -> EntitlementValue:
+        if self._fetch is None:
+            raise ConfigurationError(
+                "this EntitlementCache is not attached to a client; pass it as "
+                "OpenMeterBilling(cache=...)"
+            )
+        self.stats.upstream += 1
+        try:
+            return await self._fetch(*key)
+        except RateLimitError as exc:
+            self.limiter.pause(_retry_after(exc))
+            self._read_failed(key)
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                self._read_failed(key)
+            raise
+
+    def _read_failed(self, key: Key) -> None:
+        self.stats.errors += 1
+        now = self.clock()
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.failed(now)
+            self._schedule(key, entry, now)
+        else:
+            self._misses_failed[key] = now + 1.0
+            if len(self._misses_failed) > self.max_size:
+                self._misses_failed.clear()
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def store(self, customer: str, feature_key: str, value: EntitlementValue) -> EntitlementValue:
+        """Cache ``value`` as read now; returns it labelled ``live``."""
+        now = self.clock()
+        key = (customer, feature_key)
+        self._put(key, value, now)
+        return variant(value, "live", now, self.clock)
+
+    def _put(
+        self, key: Key, value: EntitlementValue, fetched_at: float, *, optimistic: bool = False
+    ) -> None:
+        ttl = self.feature_ttl.get(key[1], self.ttl)
+        entry = Entry(
+            fetched_at=fetched_at,
+            fresh_until=fetched_at + ttl,
+            stale_until=fetched_at + ttl + self.stale_while_revalidate,
+            error_until=fetched_at + max(self.stale_if_error, ttl),
+            value=variant(value, "cache", fetched_at, self.clock, optimistic=optimistic),
+        )
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        self._by_customer.setdefault(key[0], set()).add(key)
+        self._misses_failed.pop(key, None)
+        while len(self._entries) > self.max_size:
+            old, _ = self._entries.popitem(last=False)
+            self._forget(old)
+            self.stats.evictions += 1
+
+    def _forget(self, key: Key) -> None:
+        keys = self._by_customer.get(key[0])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._by_customer[key[0]]
+
+    def learn_alias(self, customer_id: str, customer_key: str | None) -> None:
+        """Remember that an id and a key name one customer, so invalidating one drops both."""
+        if customer_key and customer_key != customer_id:
+            if len(self._aliases) > 2 * self.max_size:
+                self._aliases.clear()
+            self._aliases[customer_id] = customer_key
+            self._aliases[customer_key] = customer_id
+
+    async def invalidate(self, customer: str | None = None, feature_key: str | None = None) -> int:
+        """Drop cached values: one customer's (one feature, or all), or everything.
+
+        Call it from your own code when something outside this client changed an entitlement
+        (an OpenMeter notification, an admin tool); the client's own writes call it for you. The
+        next read asks OpenMeter. Returns how many values this process dropped.
+        """
+        return self.invalidate_local(customer, feature_key)
+
+    def invalidate_local(self, customer: str | None = None, feature_key: str | None = None) -> int:
+        """`invalidate` for this process's memory only (a shared tier is left as it is)."""
+        self._epoch += 1
+        self._definitions_drop(customer, feature_key)
+        if customer is None:
+            keys = [k for k in self._entries if feature_key is None or k[1] == feature_key]
+        else:
+            names = {customer, self._aliases.get(customer, customer)}
+            keys = [
+                k
+                for name in names
+                for k in list(self._by_customer.get(name, ()))
+                if feature_key is None or k[1] == feature_key
+            ]
+        for key in keys:
+            self._entries.pop(key, None)
+            self._forget(key)
+            self._flights.pop(key, None)
+        self.stats.invalidations += len(keys)
+        return len(keys)
+
+    def definition(self, customer: str, feature_key: str) -> Entitlement | None:
+        """The cached entitlement (terms, usage period) behind a value, if still fresh."""
+        found = self._definitions.get((customer, feature_key))
+        if found is None or self.clock() >= found[1]:
+            return None
+        return found[0]
+
+    def store_definition(self, customer: str, feature_key: str, entitlement: Entitlement) -> None:
+        """Cache an entitlement read by ``usage.balance`` for the feature's TTL."""
+        if len(self._definitions) >= self.max_size:
+            self._definitions.clear()
+        ttl = self.feature_ttl.get(feature_key, self.ttl)
+        self._definitions[(customer, feature_key)] = (entitlement, self.clock() + ttl)
+        self.learn_alias(entitlement.customer_id, entitlement.customer_key)
+
+    def _definitions_drop(self, customer: str | None, feature_key: str | None) -> None:
+        names = None if customer is None else {customer, self._aliases.get(customer, customer)}
+        for key in list(self._definitions):
+            if (names is None or key[0] in names) and feature_key in (None, key[1]):
+                del self._definitions[key]
+
+    def record_usage(self, customer: str, feature_key: str, amount: float) -> bool:
+        """Lower a cached balance by usage this process just reported (optimistic).
+
+        The value is marked ``optimistic`` until the next refresh replaces it with OpenMeter's
+        (whose balances lag ingestion by seconds). Returns whether a cached value changed.
+        """
+        key = (customer, feature_key)
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        old = entry.value
+        balance = None if old.balance is None else max(old.balance - amount, 0.0)
+        changed = old.model_copy(
+            update={
+                "balance": balance,
+                "usage": None if old.usage is None else old.usage + amount,
+                "has_access": old.has_access and (balance is None or balance > 0),
+            }
+        )
+        self._put(key, changed, entry.fetched_at, optimistic=True)
+        new = self._entries[key]
+        new.fresh_until, new.stale_until = entry.fresh_until, entry.stale_until
+        return True
+
+    # -- background refresh --------------------------------------------------------------------
+
+    def _schedule(self, key: Key, entry: Entry, now: float) -> None:
+        """Queue one refresh of ``key`` (not before its retry time after a failure)."""
+        if now < entry.retry_at or key in self._flights:
+            return
+        with self._lock:
+            self._pending[key] = None
+            self._pending.move_to_end(key)
+            wakers = list(self._wakers.items())
+        for loop, event in wakers:
+            _wake(loop, event)
+
+    def _next_pending(self) -> Key | None:
+        with self._lock:
+            if not self._pending:
+                return None
+            key, _ = self._pending.popitem(last=True)  # the most recently read first
+            return key
+
+    def _pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def _requeue(self, key: Key) -> None:
+        with self._lock:
+            self._pending[key] = None
+            self._pending.move_to_end(key, last=False)
+
+    def _register_waker(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        with self._lock:
+            self._wakers[loop] = event
+
+    def _unregister_waker(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            self._wakers.pop(loop, None)
+
+
+def _wake(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        event.set()
+    elif not loop.is_closed():
+        with contextlib.suppress(RuntimeError):  # closed between the check and the call
+            loop.call_soon_threadsafe(event.set)
+
+
+def _retrieve(task: asyncio.Task[EntitlementValue]) -> None:
+    """Mark a flight's exception as seen: its waiters may all have timed out already."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _retry_after(exc: RateLimitError) -> float:
+    header = exc.response.headers.get("retry-after")
+    try:
+        return min(60.0, max(1.0, float(header))) if header else 1.0
+    except ValueError:
+        return 1.0
