@@ -215,6 +215,7 @@ class EntitlementCache:
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
+            entry = self._entries.get(key) or entry  # the read may have found a shared old value
             if entry is not None and self.clock() < entry.error_until:
                 self.stats.stale += 1
                 return entry.served_as("stale_error")
@@ -245,13 +246,70 @@ class EntitlementCache:
     async def _read_through(
         self, key: Key, *, priority: bool, epoch: int, token: bool
     ) -> EntitlementValue:
-        """One upstream read under the rate limiter; stores the answer unless a write raced it."""
+        """One upstream read under the rate limiter; stores the answer unless a write raced it.
+
+        A shared tier (Redis) is asked first: another server may have read the value already,
+        or be reading it now (then this one waits for its answer instead of asking too).
+        """
+        shared = await self._from_shared(key)
+        if shared is not None and not shared[2]:
+            return self._adopt(key, shared[0], shared[1])
         if not token:
             await self._take_token(priority)
-        value = await self._read_upstream(key)
+        try:
+            value = await self._read_upstream(key)
+        except Exception as exc:
+            if shared is not None and is_unavailable(exc) and key not in self._entries:
+                self._adopt(key, shared[0], shared[1])  # old, but better than a cold deny
+                self._entries[key].failed(self.clock())
+            raise
         if epoch != self._epoch:
             return variant(value, "live", self.clock(), self.clock)  # a write happened meanwhile
-        return self.store(key[0], key[1], value)
+        now = self.clock()
+        await self._shared_write(key, value, now)
+        return self.store(key[0], key[1], value, fetched_at=now)
+
+    async def _from_shared(self, key: Key) -> tuple[EntitlementValue, float, bool] | None:
+        """``(value, fetched_at, stale)`` from the shared tier, waiting for a peer's refresh."""
+        found = await self._shared_read(key)
+        if found is not None and self.clock() < found[1] + self._ttl(key[1]):
+            return found[0], found[1], False
+        if await self._shared_claim(key):
+            return None if found is None else (found[0], found[1], True)
+        waited = await self._shared_wait(key, after=found[1] if found else None)
+        if waited is not None:
+            return waited[0], waited[1], False
+        return None if found is None else (found[0], found[1], True)
+
+    def _adopt(self, key: Key, value: EntitlementValue, fetched_at: float) -> EntitlementValue:
+        self.stats.shared_hits += 1
+        self._put(key, value, fetched_at)
+        return self._entries[key].value
+
+    def _ttl(self, feature_key: str) -> float:
+        return self.feature_ttl.get(feature_key, self.ttl)
+
+    # Shared-tier hooks: no-ops in one process; `RedisEntitlementCache` implements them.
+
+    async def _shared_read(self, key: Key) -> tuple[EntitlementValue, float] | None:
+        del key
+        return None
+
+    async def _shared_write(self, key: Key, value: EntitlementValue, fetched_at: float) -> None:
+        del key, value, fetched_at
+
+    async def _shared_claim(self, key: Key) -> bool:
+        del key
+        return True
+
+    async def _shared_wait(
+        self, key: Key, *, after: float | None
+    ) -> tuple[EntitlementValue, float] | None:
+        del key, after
+        return None
+
+    async def _shared_invalidate(self, customers: list[str], feature_key: str | None) -> None:
+        del customers, feature_key
 
     async def _take_token(self, priority: bool) -> None:
         wait = await self.limiter.acquire(priority=priority)
@@ -291,17 +349,31 @@ class EntitlementCache:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def store(self, customer: str, feature_key: str, value: EntitlementValue) -> EntitlementValue:
-        """Cache ``value`` as read now; returns it labelled ``live``."""
-        now = self.clock()
-        key = (customer, feature_key)
-        self._put(key, value, now)
+    def store(
+        self,
+        customer: str,
+        feature_key: str,
+        value: EntitlementValue,
+        *,
+        fetched_at: float | None = None,
+    ) -> EntitlementValue:
+        """Cache ``value`` as read now (this process only); returns it labelled ``live``."""
+        now = self.clock() if fetched_at is None else fetched_at
+        self._put((customer, feature_key), value, now)
         return variant(value, "live", now, self.clock)
+
+    async def remember(
+        self, customer: str, feature_key: str, value: EntitlementValue
+    ) -> EntitlementValue:
+        """`store`, and share it with other servers (a shared tier); returns it as ``live``."""
+        now = self.clock()
+        await self._shared_write((customer, feature_key), value, now)
+        return self.store(customer, feature_key, value, fetched_at=now)
 
     def _put(
         self, key: Key, value: EntitlementValue, fetched_at: float, *, optimistic: bool = False
     ) -> None:
-        ttl = self.feature_ttl.get(key[1], self.ttl)
+        ttl = self._ttl(key[1])
         entry = Entry(
             fetched_at=fetched_at,
             fresh_until=fetched_at + ttl,
@@ -340,7 +412,12 @@ class EntitlementCache:
         (an OpenMeter notification, an admin tool); the client's own writes call it for you. The
         next read asks OpenMeter. Returns how many values this process dropped.
         """
-        return self.invalidate_local(customer, feature_key)
+        dropped = self.invalidate_local(customer, feature_key)
+        names = (
+            [] if customer is None else sorted({customer, self._aliases.get(customer, customer)})
+        )
+        await self._shared_invalidate(names, feature_key)
+        return dropped
 
     def invalidate_local(self, customer: str | None = None, feature_key: str | None = None) -> int:
         """`invalidate` for this process's memory only (a shared tier is left as it is)."""

@@ -68,7 +68,7 @@ class AsyncEntitlements(AsyncResource):
             return await self._fetch_value(key, feature_key, time)
         if fresh:
             key = await self._customer_path_key(customer)
-            return cache.store(key, feature_key, await self._fetch_value(key, feature_key))
+            return await cache.remember(key, feature_key, await self._fetch_value(key, feature_key))
         if type(customer) is str and customer:  # the hot path: no resolver, no extra await
             return await cache.get(customer, feature_key)
         return await cache.get(await self._customer_path_key(customer), feature_key)
@@ -95,7 +95,7 @@ class AsyncEntitlements(AsyncResource):
         cache = self._client._cache
         if cache is None:
             return values
-        return {feature: cache.store(key, feature, value) for feature, value in values.items()}
+        return {feature: await cache.remember(key, feature, v) for feature, v in values.items()}
 
     async def invalidate(
         self, customer: CustomerRef | None = None, feature_key: str | None = None
