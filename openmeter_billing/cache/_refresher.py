@@ -44,7 +44,7 @@ class Refresher:
                 wait = await cache.limiter.acquire(priority=False)
                 if wait > 0:
                     cache._requeue(key)
-                    await asyncio.sleep(min(wait, 1.0))
+                    await asyncio.sleep(min(wait, 0.25))
                     continue
                 cache.stats.refreshes += 1
                 task = cache._flight(key, priority=False, token_taken=True)
