@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .._exceptions import (
-    APIConnectionError,
-    APIStatusError,
     ConfigurationError,
     RateLimitError,
 )
 from ..types.entitlements import Entitlement, EntitlementValue
 from ._bucket import RateLimiter, TokenBucket
 from ._entry import Entry, Fallback, Key, fallback_value, state_of, variant
+from ._queue import Definitions, RefreshQueue
+from ._rules import check_fallback, check_positive, check_whole, is_unavailable, retry_after
 from ._stats import CacheStats
 
 if TYPE_CHECKING:
@@ -32,41 +29,6 @@ logger = logging.getLogger("openmeter_billing")
 
 #: Reads one value from OpenMeter (the uncached ``entitlements.value``).
 Fetch = Callable[[str, str], Awaitable[EntitlementValue]]
-_FALLBACKS = ("fail_open", "fail_closed")
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Errors that say OpenMeter cannot answer now (served from stale or fallback, not raised)."""
-    if isinstance(exc, (APIConnectionError, RateLimitError, TimeoutError)):
-        return True
-    return isinstance(exc, APIStatusError) and exc.status_code >= 500
-
-
-def _positive(name: str, given: float, *, zero: bool = False) -> float:
-    value: object = given  # checked at run time: callers may pass anything
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        value = -1.0
-    if not (value >= 0 if zero else value > 0):
-        raise ConfigurationError(
-            f"{name} must be a {'non-negative' if zero else 'positive'} number of seconds or "
-            f"requests, got {value!r}"
-        )
-    if math.isinf(given):
-        raise ConfigurationError(f"{name} must be finite, got {given!r}")
-    return float(given)
-
-
-def _whole(given: int) -> bool:
-    value: object = given
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _fallback(name: str, value: object) -> Fallback:
-    if value == "fail_open":
-        return "fail_open"
-    if value == "fail_closed":
-        return "fail_closed"
-    raise ConfigurationError(f"{name} must be 'fail_open' or 'fail_closed', got {value!r}")
 
 
 class EntitlementCache:
@@ -115,30 +77,25 @@ class EntitlementCache:
         refresh_concurrency: int = 8,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.ttl = _positive("ttl", ttl)
+        self.ttl = check_positive("ttl", ttl)
         self.feature_ttl = {
-            k: _positive(f"feature_ttl[{k!r}]", v) for k, v in (feature_ttl or {}).items()
+            k: check_positive(f"feature_ttl[{k!r}]", v) for k, v in (feature_ttl or {}).items()
         }
-        self.stale_while_revalidate = _positive(
+        self.stale_while_revalidate = check_positive(
             "stale_while_revalidate", stale_while_revalidate, zero=True
         )
-        self.stale_if_error = _positive("stale_if_error", stale_if_error, zero=True)
-        self.miss_timeout = _positive("miss_timeout", miss_timeout)
-        if not _whole(max_size):
-            raise ConfigurationError(f"max_size must be a positive whole number, got {max_size!r}")
-        if not _whole(refresh_concurrency):
-            raise ConfigurationError(
-                f"refresh_concurrency must be a positive whole number, got {refresh_concurrency!r}"
-            )
-        self.max_size = max_size
-        self.fallback = _fallback("fallback", fallback)
+        self.stale_if_error = check_positive("stale_if_error", stale_if_error, zero=True)
+        self.miss_timeout = check_positive("miss_timeout", miss_timeout)
+        self.max_size = check_whole("max_size", max_size)
+        self.fallback = check_fallback("fallback", fallback)
         self.feature_fallback = {
-            k: _fallback(f"feature_fallback[{k!r}]", v) for k, v in (feature_fallback or {}).items()
+            k: check_fallback(f"feature_fallback[{k!r}]", v)
+            for k, v in (feature_fallback or {}).items()
         }
-        self.refresh_concurrency = refresh_concurrency
+        self.refresh_concurrency = check_whole("refresh_concurrency", refresh_concurrency)
         self.clock = clock
         self.limiter: RateLimiter = rate_limiter or TokenBucket(
-            _positive("rate", rate), clock=clock
+            check_positive("rate", rate), clock=clock
         )
         self.stats = CacheStats()
         self._entries: OrderedDict[Key, Entry] = OrderedDict()
@@ -146,12 +103,10 @@ class EntitlementCache:
         self._aliases: dict[str, str] = {}  # customer id <-> key, learned from responses
         self._misses_failed: dict[Key, float] = {}  # cold misses that failed: retry time
         self._flights: dict[Key, asyncio.Task[EntitlementValue]] = {}
-        self._pending: OrderedDict[Key, None] = OrderedDict()  # refreshes, most recent last
-        self._wakers: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
-        self._lock = threading.Lock()  # guards _pending and _wakers across loop threads
+        self._queue = RefreshQueue()
         self._epoch = 0
         self._fetch: Fetch | None = None
-        self._definitions: dict[Key, tuple[Entitlement, float]] = {}
+        self._definitions = Definitions(max_size)
 
     def __repr__(self) -> str:
         return (
@@ -327,7 +282,7 @@ class EntitlementCache:
         try:
             return await self._fetch(*key)
         except RateLimitError as exc:
-            self.limiter.pause(_retry_after(exc))
+            self.limiter.pause(retry_after(exc))
             self._read_failed(key)
             raise
         except Exception as exc:
@@ -422,7 +377,8 @@ class EntitlementCache:
     def invalidate_local(self, customer: str | None = None, feature_key: str | None = None) -> int:
         """`invalidate` for this process's memory only (a shared tier is left as it is)."""
         self._epoch += 1
-        self._definitions_drop(customer, feature_key)
+        names = None if customer is None else {customer, self._aliases.get(customer, customer)}
+        self._definitions.drop(names, feature_key)
         if customer is None:
             keys = [k for k in self._entries if feature_key is None or k[1] == feature_key]
         else:
@@ -442,24 +398,13 @@ class EntitlementCache:
 
     def definition(self, customer: str, feature_key: str) -> Entitlement | None:
         """The cached entitlement (terms, usage period) behind a value, if still fresh."""
-        found = self._definitions.get((customer, feature_key))
-        if found is None or self.clock() >= found[1]:
-            return None
-        return found[0]
+        return self._definitions.get((customer, feature_key), self.clock())
 
     def store_definition(self, customer: str, feature_key: str, entitlement: Entitlement) -> None:
         """Cache an entitlement read by ``usage.balance`` for the feature's TTL."""
-        if len(self._definitions) >= self.max_size:
-            self._definitions.clear()
-        ttl = self.feature_ttl.get(feature_key, self.ttl)
-        self._definitions[(customer, feature_key)] = (entitlement, self.clock() + ttl)
+        expires = self.clock() + self._ttl(feature_key)
+        self._definitions.put((customer, feature_key), entitlement, expires)
         self.learn_alias(entitlement.customer_id, entitlement.customer_key)
-
-    def _definitions_drop(self, customer: str | None, feature_key: str | None) -> None:
-        names = None if customer is None else {customer, self._aliases.get(customer, customer)}
-        for key in list(self._definitions):
-            if (names is None or key[0] in names) and feature_key in (None, key[1]):
-                del self._definitions[key]
 
     def record_usage(self, customer: str, feature_key: str, amount: float) -> bool:
         """Lower a cached balance by usage this process just reported (optimistic).
@@ -491,59 +436,10 @@ class EntitlementCache:
         """Queue one refresh of ``key`` (not before its retry time after a failure)."""
         if now < entry.retry_at or key in self._flights:
             return
-        with self._lock:
-            self._pending[key] = None
-            self._pending.move_to_end(key)
-            wakers = list(self._wakers.items())
-        for loop, event in wakers:
-            _wake(loop, event)
-
-    def _next_pending(self) -> Key | None:
-        with self._lock:
-            if not self._pending:
-                return None
-            key, _ = self._pending.popitem(last=True)  # the most recently read first
-            return key
-
-    def _pending_count(self) -> int:
-        with self._lock:
-            return len(self._pending)
-
-    def _requeue(self, key: Key) -> None:
-        with self._lock:
-            self._pending[key] = None
-            self._pending.move_to_end(key, last=False)
-
-    def _register_waker(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-        with self._lock:
-            self._wakers[loop] = event
-
-    def _unregister_waker(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._lock:
-            self._wakers.pop(loop, None)
-
-
-def _wake(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        event.set()
-    elif not loop.is_closed():
-        with contextlib.suppress(RuntimeError):  # closed between the check and the call
-            loop.call_soon_threadsafe(event.set)
+        self._queue.push(key)
 
 
 def _retrieve(task: asyncio.Task[EntitlementValue]) -> None:
     """Mark a flight's exception as seen: its waiters may all have timed out already."""
     if not task.cancelled():
         task.exception()
-
-
-def _retry_after(exc: RateLimitError) -> float:
-    header = exc.response.headers.get("retry-after")
-    try:
-        return min(60.0, max(1.0, float(header))) if header else 1.0
-    except ValueError:
-        return 1.0

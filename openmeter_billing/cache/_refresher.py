@@ -31,19 +31,19 @@ class Refresher:
         cache = self._cache
         loop = asyncio.get_running_loop()
         wake = asyncio.Event()
-        cache._register_waker(loop, wake)
+        cache._queue.register(loop, wake)
         running: set[asyncio.Task[EntitlementValue]] = set()
         try:
             while True:
-                key = cache._next_pending() if len(running) < cache.refresh_concurrency else None
+                key = cache._queue.pop() if len(running) < cache.refresh_concurrency else None
                 if key is None:
                     wake.clear()
-                    if cache._pending_count() == 0 or len(running) >= cache.refresh_concurrency:
+                    if len(cache._queue) == 0 or len(running) >= cache.refresh_concurrency:
                         await wake.wait()  # set by a stale read or a finished refresh
                     continue
                 wait = await cache.limiter.acquire(priority=False)
                 if wait > 0:
-                    cache._requeue(key)
+                    cache._queue.requeue(key)
                     await asyncio.sleep(min(wait, 0.25))
                     continue
                 cache.stats.refreshes += 1
@@ -52,7 +52,7 @@ class Refresher:
                 task.add_done_callback(running.discard)
                 task.add_done_callback(lambda _: wake.set())
         finally:
-            cache._unregister_waker(loop)
+            cache._queue.unregister(loop)
 
     async def drain(self) -> None:
         """Nothing to hand over: a refresh not done is simply done by the next reader."""
