@@ -237,6 +237,10 @@ class SyncEntitlements(SyncResource[AsyncEntitlements]):
         """Blocking `AsyncEntitlements.has`; a fresh cached value answers in this thread."""
         return self.value(customer, feature_key, fresh=fresh).has_access
 
+    def cached_value(self, customer: CustomerRef, feature_key: str) -> EntitlementValue | None:
+        """The fresh cached value, or None (`AsyncEntitlements.cached_value`); never waits."""
+        return self._async.cached_value(customer, feature_key)
+
     prefetch = sync_method(AsyncEntitlements.prefetch)
     invalidate = sync_method(AsyncEntitlements.invalidate)
     access = sync_method(AsyncEntitlements.access)
