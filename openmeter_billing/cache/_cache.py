@@ -434,8 +434,8 @@ class EntitlementCache:
 
     def _schedule(self, key: Key, entry: Entry, now: float) -> None:
         """Queue one refresh of ``key`` (not before its retry time after a failure)."""
-        if now < entry.retry_at or key in self._flights:
-            return
+        if now < entry.retry_at or key in self._flights or key in self._queue:
+            return  # already due: stale reads of a hot key cost a dict lookup, not a lock
         self._queue.push(key)
 
 

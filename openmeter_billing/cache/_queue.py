@@ -30,6 +30,9 @@ class RefreshQueue:
         with self._lock:
             return len(self._pending)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._pending  # one dict lookup: atomic, no lock needed
+
     def push(self, key: Key) -> None:
         """Queue ``key`` (again: it moves to the end) and wake the refreshers."""
         with self._lock:
