@@ -22,6 +22,7 @@ from ._stats import CacheStats
 
 if TYPE_CHECKING:
     from .._client import OpenMeterBilling
+    from .._runtime import Runtime
 
 __all__ = ["EntitlementCache", "Fetch"]
 
@@ -106,6 +107,7 @@ class EntitlementCache:
         self._queue = RefreshQueue()
         self._epoch = 0
         self._fetch: Fetch | None = None
+        self._runtime: Runtime | None = None
         self._definitions = Definitions(max_size)
 
     def __repr__(self) -> str:
@@ -128,6 +130,7 @@ class EntitlementCache:
                 "client (copies made with with_options() share their client's cache)"
             )
         self._fetch = client.entitlements._fetch_value
+        self._runtime = client._runtime
         client._runtime.add_service(Refresher(self))
 
     # -- reads ----------------------------------------------------------------------------------
@@ -437,6 +440,11 @@ class EntitlementCache:
         if now < entry.retry_at or key in self._flights or key in self._queue:
             return  # already due: stale reads of a hot key cost a dict lookup, not a lock
         self._queue.push(key)
+        runtime = self._runtime
+        if runtime is not None and not runtime.closed:
+            # A cached answer sends nothing, so on a new event loop (or in a forked child) the
+            # runtime may not have started the refresher yet: this starts it.
+            runtime.ensure_started()
 
 
 def _retrieve(task: asyncio.Task[EntitlementValue]) -> None:
