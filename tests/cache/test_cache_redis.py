@@ -84,7 +84,7 @@ async def test_a_value_one_server_read_answers_on_another_without_a_request(
 async def test_twenty_servers_with_concurrent_cold_reads_send_one_request(
     servers: Any, upstream: Upstream
 ) -> None:
-    fleet = await servers(20)
+    fleet = await servers(20, miss_timeout=5.0)  # peers wait for the lock holder, even when slow
     await seed(fleet[0])
     upstream.paths.clear()
     upstream.mode = "hang"
