@@ -219,6 +219,8 @@ class HTTPCore:
         self.runtime = runtime
         self.server_clock = server_clock or ServerClock()
         self._headers = self._build_headers(options)
+        base = options.base_url.copy_with(query=None, fragment=None)
+        self._url_prefix = str(base).rstrip("/")  # paths arrive encoded and start with "/"
 
     def __repr__(self) -> str:
         return f"<HTTPCore base_url={str(self.options.base_url)!r}>"
@@ -315,17 +317,15 @@ class HTTPCore:
         if content_type:
             merged["Content-Type"] = content_type
         effective = self.options.timeout if isinstance(timeout, NotGiven) else _to_timeout(timeout)
-        url = self.options.base_url.copy_with(
-            raw_path=self.options.base_url.raw_path.rstrip(b"/") + path.encode("ascii")
+        # One URL parse per request: an absolute URL with its query passes through httpx's
+        # build_request and Request untouched (a relative path and params= would parse 3 times).
+        query = _clean_query(params)
+        url = (
+            httpx.URL(self._url_prefix + path, params=query)
+            if query
+            else httpx.URL(self._url_prefix + path)
         )
-        return client.build_request(
-            method,
-            url,
-            params=_clean_query(params),
-            content=content,
-            headers=merged,
-            timeout=effective,
-        )
+        return client.build_request(method, url, content=content, headers=merged, timeout=effective)
 
     async def _send_once(
         self,
