@@ -105,7 +105,10 @@ class EntitlementCache:
         self._misses_failed: dict[Key, float] = {}  # cold misses that failed: retry time
         self._flights: dict[Key, asyncio.Task[EntitlementValue]] = {}
         self._queue = RefreshQueue()
+        # Bumped by invalidations (everyone's, or per customer name): a read that started before
+        # a write must not store its now-outdated answer.
         self._epoch = 0
+        self._customer_epochs: dict[str, int] = {}
         self._fetch: Fetch | None = None
         self._runtime: Runtime | None = None
         self._definitions = Definitions(max_size)
@@ -190,7 +193,8 @@ class EntitlementCache:
         task = self._flights.get(key)
         loop = asyncio.get_running_loop()
         if task is None or task.done() or task.get_loop() is not loop:
-            read = self._read_through(key, priority=priority, epoch=self._epoch, token=token_taken)
+            epoch = self._epoch_of(key)
+            read = self._read_through(key, priority=priority, epoch=epoch, token=token_taken)
             task = loop.create_task(read)
             task.add_done_callback(_retrieve)
             self._flights[key] = task
@@ -201,8 +205,11 @@ class EntitlementCache:
         if self._flights.get(key) is task:
             del self._flights[key]
 
+    def _epoch_of(self, key: Key) -> tuple[int, int]:
+        return self._epoch, self._customer_epochs.get(key[0], 0)
+
     async def _read_through(
-        self, key: Key, *, priority: bool, epoch: int, token: bool
+        self, key: Key, *, priority: bool, epoch: tuple[int, int], token: bool
     ) -> EntitlementValue:
         """One upstream read under the rate limiter; stores the answer unless a write raced it.
 
@@ -221,7 +228,7 @@ class EntitlementCache:
                 self._adopt(key, shared[0], shared[1])  # old, but better than a cold deny
                 self._entries[key].failed(self.clock())
             raise
-        if epoch != self._epoch:
+        if epoch != self._epoch_of(key):
             return variant(value, "live", self.clock(), self.clock)  # a write happened meanwhile
         now = self.clock()
         await self._shared_write(key, value, now)
@@ -379,13 +386,17 @@ class EntitlementCache:
 
     def invalidate_local(self, customer: str | None = None, feature_key: str | None = None) -> int:
         """`invalidate` for this process's memory only (a shared tier is left as it is)."""
-        self._epoch += 1
         names = None if customer is None else {customer, self._aliases.get(customer, customer)}
         self._definitions.drop(names, feature_key)
-        if customer is None:
+        if names is None:
+            self._epoch += 1
             keys = [k for k in self._entries if feature_key is None or k[1] == feature_key]
         else:
-            names = {customer, self._aliases.get(customer, customer)}
+            if len(self._customer_epochs) > self.max_size:
+                self._customer_epochs.clear()
+                self._epoch += 1  # reads in flight compare against the cleared counters
+            for name in names:
+                self._customer_epochs[name] = self._customer_epochs.get(name, 0) + 1
             keys = [
                 k
                 for name in names

@@ -138,3 +138,25 @@ async def test_prefetch_reads_every_feature_of_a_customer_in_one_request(
         assert set(values) == {"tokens", "f1", "f2"}
         assert [await client.entitlements.has("acme", f) for f in values] == [True] * 3
         assert len(upstream.paths) == 1 and upstream.paths[0].endswith("/access")
+
+
+async def test_a_read_in_flight_during_a_write_is_returned_but_not_cached(
+    om: OpenMeterBilling, upstream: Upstream
+) -> None:
+    import asyncio
+
+    from cache.conftest import until
+
+    assert om.cache is not None
+    await om.customers.create(name="Other", key="other")
+    upstream.mode = "hang"
+    reading = asyncio.ensure_future(om.entitlements.value("acme", "tokens"))
+    other = asyncio.ensure_future(om.entitlements.value("other", "tokens"))
+    await until(lambda: upstream.value_reads() == 2)
+    await om.entitlements.invalidate("acme")  # a write to acme while its read is on the wire
+    upstream.mode = "ok"
+    upstream.released.set()
+    assert (await reading).balance == 100
+    await other
+    assert om.cache.peek("acme", "tokens") is None  # may predate the write: not kept
+    assert om.cache.peek("other", "tokens") is not None  # another customer: kept
