@@ -30,6 +30,8 @@ logger = logging.getLogger("openmeter_billing")
 
 #: Reads one value from OpenMeter (the uncached ``entitlements.value``).
 Fetch = Callable[[str, str], Awaitable[EntitlementValue]]
+#: Reads every feature of a customer in one request (the access endpoint).
+FetchAll = Callable[[str], Awaitable[dict[str, EntitlementValue]]]
 
 
 class EntitlementCache:
@@ -110,6 +112,7 @@ class EntitlementCache:
         self._epoch = 0
         self._customer_epochs: dict[str, int] = {}
         self._fetch: Fetch | None = None
+        self._fetch_all: FetchAll | None = None
         self._runtime: Runtime | None = None
         self._definitions = Definitions(max_size)
 
@@ -133,6 +136,7 @@ class EntitlementCache:
                 "client (copies made with with_options() share their client's cache)"
             )
         self._fetch = client.entitlements._fetch_value
+        self._fetch_all = client.entitlements.access
         self._runtime = client._runtime
         client._runtime.add_service(Refresher(self))
 
@@ -240,6 +244,11 @@ class EntitlementCache:
         if found is not None and self.clock() < found[1] + self._ttl(key[1]):
             return found[0], found[1], False
         if await self._shared_claim(key):
+            # A peer may have written the value and released the lock between our read and
+            # our claim: look once more before asking OpenMeter.
+            again = await self._shared_read(key)
+            if again is not None and self.clock() < again[1] + self._ttl(key[1]):
+                return again[0], again[1], False
             return None if found is None else (found[0], found[1], True)
         waited = await self._shared_wait(key, after=found[1] if found else None)
         if waited is not None:

@@ -50,6 +50,14 @@ class RefreshQueue:
             key, _ = self._pending.popitem(last=True)
             return key
 
+    def take_customer(self, customer: str) -> list[Key]:
+        """Remove and return every queued key of ``customer`` (for one bulk refresh)."""
+        with self._lock:
+            keys = [key for key in self._pending if key[0] == customer]
+            for key in keys:
+                del self._pending[key]
+            return keys
+
     def requeue(self, key: Key) -> None:
         """Put back a key the rate limit did not allow yet (behind newer reads)."""
         with self._lock:

@@ -201,3 +201,22 @@ async def test_time_bypasses_the_cache(om: OpenMeterBilling, upstream: Upstream)
     await om.entitlements.value("acme", "tokens")
     value = await om.entitlements.value("acme", "tokens", time=START)
     assert value.source == "live" and upstream.value_reads() == 2
+
+
+async def test_stale_keys_of_one_customer_are_refreshed_with_one_access_request(
+    upstream: Upstream, clock: FakeClock
+) -> None:
+    cache = EntitlementCache(clock=clock, rate=1000, refresh_concurrency=1)
+    async with make_client(upstream, cache) as client:
+        await seed(client, features=4)
+        features = ["tokens", "f1", "f2", "f3"]
+        for feature in features:
+            await client.entitlements.value("acme", feature)
+        await client.events.ingest(type="tokens", customer="acme", data={"tokens": 10})
+        clock.advance(31)
+        upstream.paths.clear()
+        for feature in features:  # four stale reads queue four refreshes before any runs
+            assert (await client.entitlements.value("acme", feature)).source == "stale"
+        await until(lambda: all(cache.peek("acme", f) is not None for f in features))
+        assert [p.rsplit("/", 1)[-1] for p in upstream.paths] == ["access"]
+        assert {(await client.entitlements.value("acme", f)).balance for f in features} == {90}
