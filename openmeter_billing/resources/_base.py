@@ -14,6 +14,7 @@ from .._pagination import AsyncPage, PageFetcher
 
 if TYPE_CHECKING:
     from .._client import OpenMeterBilling
+    from ..cache import EntitlementCache
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 T = TypeVar("T")
@@ -28,6 +29,11 @@ class AsyncResource:
     @property
     def _http(self) -> HTTPCore:
         return self._client._http
+
+    @property
+    def _cache(self) -> EntitlementCache | None:
+        """The client's entitlement cache (None without one): the one place resources get it."""
+        return self._client._cache
 
     async def _customer_path_key(self, customer: object) -> str:
         """The ``customerIdOrKey`` for a customer given as an id, a key or a principal."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._http import encode_path
 from .._pagination import AsyncPage, AsyncPaginator
@@ -30,6 +30,9 @@ from ._base import (
     parse_with,
     validate_with,
 )
+
+if TYPE_CHECKING:
+    from ..cache import EntitlementCache
 
 __all__ = ["AsyncEntitlements", "AsyncGrants"]
 
@@ -62,7 +65,7 @@ class AsyncEntitlements(AsyncResource):
         from); ``fresh=True`` asks OpenMeter now, for money-critical gates, and updates the cache.
         ``time`` always asks OpenMeter.
         """
-        cache = self._client._cache
+        cache = self._cache
         if cache is None or time is not None:
             key = await self._customer_path_key(customer)
             return await self._fetch_value(key, feature_key, time)
@@ -79,7 +82,7 @@ class AsyncEntitlements(AsyncResource):
 
     def cached_value(self, customer: CustomerRef, feature_key: str) -> EntitlementValue | None:
         """The fresh cached value, or None: never waits (the sync client's fast path uses it)."""
-        cache = self._client._cache
+        cache = self._cache
         if cache is None or type(customer) is not str:
             return None
         return cache.peek(customer, feature_key)
@@ -92,7 +95,7 @@ class AsyncEntitlements(AsyncResource):
         """
         key = await self._customer_path_key(customer)
         values = await self.access(key)
-        cache = self._client._cache
+        cache = self._cache
         if cache is None:
             return values
         return {feature: await cache.remember(key, feature, v) for feature, v in values.items()}
@@ -106,7 +109,7 @@ class AsyncEntitlements(AsyncResource):
         entitlement (an OpenMeter notification webhook, an admin tool). Returns how many values
         were dropped (0 without a cache).
         """
-        cache = self._client._cache
+        cache = self._cache
         if cache is None:
             return 0
         key = None if customer is None else await self._customer_path_key(customer)
@@ -122,7 +125,7 @@ class AsyncEntitlements(AsyncResource):
 
     async def _changed(self, customer_key: str, entitlement: Entitlement | None = None) -> None:
         """A write through this client changed the customer's entitlements: read them again."""
-        cache = self._client._cache
+        cache = self._cache
         if cache is None:
             return
         if entitlement is not None:
@@ -244,7 +247,7 @@ class AsyncEntitlements(AsyncResource):
         key = await self._customer_path_key(customer)
         path = encode_path(ENTITLEMENT + "/reset", key, entitlement)
         await self._http.request("POST", path, json_body=body)
-        await self._client.entitlements._changed(key)
+        await _changed(self._cache, key)
 
 
 class AsyncGrants(AsyncResource):
@@ -292,7 +295,7 @@ class AsyncGrants(AsyncResource):
         path = encode_path(GRANTS, key, entitlement)
         response = await self._http.request("POST", path, json_body=body)
         created = parse_model(EntitlementGrant, response)
-        await self._client.entitlements._changed(key)
+        await _changed(self._cache, key)
         return created
 
     async def void(
@@ -305,6 +308,18 @@ class AsyncGrants(AsyncResource):
         """
         path = encode_path(VOID_GRANT, grant_id)
         await self._http.request("DELETE", path, params={"at": iso(at)})
-        if self._client._cache is not None:
+        cache = self._cache
+        if cache is not None:
             key = None if customer is None else await self._customer_path_key(customer)
-            await self._client._cache.invalidate(key)
+            await cache.invalidate(key)
+
+
+async def _changed(
+    cache: EntitlementCache | None, customer_key: str, entitlement: Entitlement | None = None
+) -> None:
+    """A write through this client changed the customer's entitlements: read them again."""
+    if cache is None:
+        return
+    if entitlement is not None:
+        cache.learn_alias(entitlement.customer_id, entitlement.customer_key)
+    await cache.invalidate(customer_key)
