@@ -291,10 +291,12 @@ async def outage_rows() -> list[Row]:
             start = time.perf_counter_ns()
             try:
                 value = await client.entitlements.value(key, "tokens")
-                sources[value.source] = sources.get(value.source, 0) + 1
             except Exception:
                 errors += 1
+                value = None
             samples.append((time.perf_counter_ns() - start) / 1000)
+            if value is not None:  # counted outside the timed call
+                sources[value.source] = sources.get(value.source, 0) + 1
             if step % 100 == 0:
                 await asyncio.sleep(0)
     return [

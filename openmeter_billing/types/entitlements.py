@@ -191,22 +191,29 @@ class EntitlementValue(ResponseModel):
     _clock: Callable[[], float] | None = PrivateAttr(default=None)
     _optimistic: bool = PrivateAttr(default=False)
 
+    # The properties read the private dict directly: pydantic's __getattr__ route for private
+    # attributes costs about 5 µs, more than a whole cached check.
+
     @property
     def source(self) -> ValueSource:
         """Where this answer came from, for logs and alerts (see `ValueSource`)."""
-        return self._source
+        source: ValueSource = self.__pydantic_private__["_source"]  # type: ignore[index]
+        return source
 
     @property
     def age(self) -> float | None:
         """Seconds since OpenMeter computed this value (None for a fallback: nothing was read)."""
-        if self._fetched_at is None or self._clock is None:
-            return None if self._source == "fallback" else 0.0
-        return max(0.0, self._clock() - self._fetched_at)
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        fetched_at, clock = private["_fetched_at"], private["_clock"]
+        if fetched_at is None or clock is None:
+            return None if private["_source"] == "fallback" else 0.0
+        return max(0.0, float(clock()) - float(fetched_at))
 
     @property
     def optimistic(self) -> bool:
         """Whether usage this process reported was subtracted locally since OpenMeter answered."""
-        return self._optimistic
+        optimistic: bool = self.__pydantic_private__["_optimistic"]  # type: ignore[index]
+        return optimistic
 
 
 class ResetEntitlementUsageInput(RequestModel):
