@@ -344,6 +344,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="measure the entitlement cache, transports and sync facade (cache_path.py) instead",
     )
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="--cache: length of the paced read run"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("calls", "concurrency", "repeat"):
@@ -391,7 +394,7 @@ def _cache_report(args: argparse.Namespace, started: float) -> int:
     import cache_path
 
     with _server(args.server) as url:
-        results = cache_path.run_all(url, args.calls, args.repeat)
+        results = cache_path.run_all(url, args.calls, args.repeat, args.seconds)
     if args.json:
         print(json.dumps(results, indent=2, default=str))
         return 0
