@@ -415,6 +415,11 @@ class SyncOpenMeterBilling:
         """The OpenMeter endpoint this client talks to."""
         return self._async.base_url
 
+    @property
+    def cache(self) -> EntitlementCache | None:
+        """The entitlement cache passed at construction (its ``stats``, ``invalidate``)."""
+        return self._async.cache
+
     @cached_property
     def customers(self) -> SyncCustomers:
         """Customers: create, get, list, update, delete, access, upsert, sync."""

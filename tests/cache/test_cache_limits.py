@@ -136,3 +136,4 @@ def test_the_sync_client_answers_a_fresh_cached_value_without_the_thread_hop() -
         assert hops == []
         assert client.entitlements.value("acme", "tokens", fresh=True).source == "live"
         assert len(hops) == 1
+        assert client.cache is not None and client.cache.stats.hits >= 3
