@@ -339,6 +339,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--server", choices=("process", "thread"), default="process")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="measure the entitlement cache, transports and sync facade (cache_path.py) instead",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=60.0, help="--cache: length of the paced read run"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ("calls", "concurrency", "repeat"):
@@ -354,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve()
         return 0
     started = time.perf_counter()
+    if args.cache:
+        return _cache_report(args, started)
     operations, problems, repetitions = asyncio.run(_measure(args))
     rows = _rows(operations, args.calls)
     settings = {
@@ -374,6 +384,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(_table(rows))
     print(f"wire check (client vs bare requests): {wire}")
+    print(f"total time {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def _cache_report(args: argparse.Namespace, started: float) -> int:
+    """The cached hot path (issue 12): see ``cache_path.py`` beside this script."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import cache_path
+
+    with _server(args.server) as url:
+        results = cache_path.run_all(url, args.calls, args.repeat, args.seconds)
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+        return 0
+    print(
+        f"cached hot path: {args.calls} calls x {args.repeat} repetitions (cached rows: at least "
+        f"5000 calls), server in a {args.server}, Python {sys.version.split()[0]}"
+    )
+    cache_path.print_report(results)
     print(f"total time {time.perf_counter() - started:.1f} s")
     return 0
 

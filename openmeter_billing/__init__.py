@@ -74,6 +74,7 @@ _LAZY: dict[str, str] = {
     "TeamResolver": ".identity",
     "User": ".identity",
     "UserResolver": ".identity",
+    "EntitlementCache": ".cache",
     "DeadLetter": ".ingest",
     "IngestOptions": ".ingest",
     "IngestStats": ".ingest",
@@ -90,6 +91,7 @@ if TYPE_CHECKING:
     from .billing.engine import BillingOptions
     from .billing.events import ApplyResult, BillingEvent, EntitlementChange
     from .billing.topups import TopupResult
+    from .cache import EntitlementCache
     from .identity import (
         CustomerIdStore,
         CustomerProfile,
@@ -159,6 +161,7 @@ __all__ = [
     "CustomerProfile",
     "CustomerResolver",
     "DeadLetter",
+    "EntitlementCache",
     "EntitlementChange",
     "Identity",
     "IdentityResolutionError",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .billing.ledger import Ledger
     from .billing.topups import AsyncTopups
     from .billing.usage import AsyncUsage
+    from .cache import EntitlementCache
     from .catalog._client_api import AsyncCatalogAPI
     from .catalog.dsl import Catalog
     from .identity import CustomerIdStore, CustomerRef, Identity
@@ -81,6 +82,8 @@ class OpenMeterBilling:
         outbox: Durable storage for `events.submit` (`SQLiteOutbox`, `PostgresOutbox`): events
             are committed before submit returns and survive crashes. None: a memory queue.
         ingest: Batching, queue bounds, overflow, retries and callbacks of `events.submit`.
+        cache: An `EntitlementCache` (or `RedisEntitlementCache`): entitlement checks answer
+            from memory, refreshed in the background. Off by default.
 
     Precedence for every setting: argument, then environment, then default.
     """
@@ -106,8 +109,10 @@ class OpenMeterBilling:
         webhook_inbox: WebhookInbox | None = None,
         outbox: Outbox | None = None,
         ingest: IngestOptions | None = None,
+        cache: EntitlementCache | None = None,
     ) -> None:
         _check_ingest_options(outbox, ingest)
+        _check_cache(cache)
         if http_client is not None and transport is not None:
             raise ConfigurationError(
                 "pass either http_client= or transport=, not both; set the transport on your "
@@ -153,6 +158,13 @@ class OpenMeterBilling:
         )
         if outbox is not None:
             self._ingest()  # now: an outbox left behind by an earlier process is delivered on start
+        self._cache = cache
+        if cache is not None:
+            cache.attach(
+                fetch_value=self.entitlements._fetch_value,
+                fetch_all=self.entitlements.access,
+                runtime=self._runtime,
+            )
 
     def __repr__(self) -> str:
         auth = "api_key" if self._http.options.api_key else "none"
@@ -175,6 +187,11 @@ class OpenMeterBilling:
 
             self._billing_options = BillingOptions()
         return self._billing_options
+
+    @property
+    def cache(self) -> EntitlementCache | None:
+        """The entitlement cache passed at construction (None: every check asks OpenMeter)."""
+        return self._cache
 
     @property
     def base_url(self) -> httpx.URL:
@@ -274,7 +291,15 @@ class OpenMeterBilling:
         """Usage helpers: has, balance, consume, refund."""
         from .billing.usage import AsyncUsage
 
-        return AsyncUsage(self)
+        return AsyncUsage(
+            entitlements=self.entitlements,
+            features=self.features,
+            meters=self.meters,
+            events=self.events,
+            identity=self.identity,
+            server_clock=self._http.server_clock,
+            cache=self._cache,
+        )
 
     @cached_property
     def checkout(self) -> AsyncCheckout:
@@ -403,6 +428,7 @@ class OpenMeterBilling:
             event_source=self.event_source,
             providers=self.providers,
             ingest=self._ingest,
+            cache=self._cache,
         )
 
     def _ingest(self) -> IngestEngine:
@@ -488,4 +514,16 @@ def _check_ingest_options(outbox: object, ingest: object) -> None:
     if ingest is not None and not isinstance(ingest, IngestOptions):
         raise ConfigurationError(
             f"ingest must be an IngestOptions(...), got {type(ingest).__name__}"
+        )
+
+
+def _check_cache(cache: object) -> None:
+    if cache is None:
+        return
+    from .cache import EntitlementCache
+
+    if not isinstance(cache, EntitlementCache):
+        raise ConfigurationError(
+            f"cache must be an EntitlementCache, got {type(cache).__name__}: pass "
+            "cache=EntitlementCache(ttl=30.0)"
         )

@@ -19,6 +19,7 @@ from ._types import NotGiven, TimeoutTypes
 if TYPE_CHECKING:
     from .billing.engine import BillingOptions
     from .billing.ledger import Ledger
+    from .cache import EntitlementCache
     from .catalog.dsl import Catalog
     from .identity import CustomerIdStore, Identity
     from .ingest.options import IngestOptions
@@ -50,3 +51,4 @@ class ClientOptions(TypedDict, total=False):
     webhook_inbox: WebhookInbox | None
     outbox: Outbox | None
     ingest: IngestOptions | None
+    cache: EntitlementCache | None

@@ -13,6 +13,7 @@ import inspect
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import datetime
 from functools import cached_property
 from types import TracebackType
 from typing import Any, Concatenate, Generic, TypeVar, overload
@@ -30,8 +31,10 @@ from .backfill import AsyncBackfill
 from .billing.engine import AsyncBilling
 from .billing.topups import AsyncTopups
 from .billing.usage import AsyncUsage
+from .cache import EntitlementCache
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
+from .identity import CustomerRef
 from .ingest.options import IngestStats
 from .providers.checkout import AsyncCheckout
 from .resources import (
@@ -43,6 +46,7 @@ from .resources import (
     AsyncMeters,
     AsyncPortal,
 )
+from .types.entitlements import EntitlementValue
 from .webhooks import AsyncWebhooks
 
 __all__ = ["SyncOpenMeterBilling", "SyncPage"]
@@ -232,8 +236,32 @@ class SyncGrants(SyncResource[AsyncGrants]):
 class SyncEntitlements(SyncResource[AsyncEntitlements]):
     """Blocking twin of `AsyncEntitlements`."""
 
-    value = sync_method(AsyncEntitlements.value)
-    has = sync_method(AsyncEntitlements.has)
+    def value(
+        self,
+        customer: CustomerRef,
+        feature_key: str,
+        *,
+        time: datetime | None = None,
+        fresh: bool = False,
+    ) -> EntitlementValue:
+        """Blocking `AsyncEntitlements.value`; a fresh cached value answers in this thread."""
+        if time is None and not fresh:
+            hit = self._async.cached_value(customer, feature_key)
+            if hit is not None:  # the fast path: no hop to the loop thread
+                return hit
+        call = functools.partial(self._async.value, customer, feature_key, time=time, fresh=fresh)
+        return self._loop.run(call)
+
+    def has(self, customer: CustomerRef, feature_key: str, *, fresh: bool = False) -> bool:
+        """Blocking `AsyncEntitlements.has`; a fresh cached value answers in this thread."""
+        return self.value(customer, feature_key, fresh=fresh).has_access
+
+    def cached_value(self, customer: CustomerRef, feature_key: str) -> EntitlementValue | None:
+        """The fresh cached value, or None (`AsyncEntitlements.cached_value`); never waits."""
+        return self._async.cached_value(customer, feature_key)
+
+    prefetch = sync_method(AsyncEntitlements.prefetch)
+    invalidate = sync_method(AsyncEntitlements.invalidate)
     access = sync_method(AsyncEntitlements.access)
     list = sync_pages(AsyncEntitlements.list)
     get = sync_method(AsyncEntitlements.get)
@@ -281,7 +309,17 @@ class SyncPortal(SyncResource[AsyncPortal]):
 class SyncUsage(SyncResource[AsyncUsage]):
     """Blocking twin of `AsyncUsage`."""
 
-    has = sync_method(AsyncUsage.has)
+    def has(self, customer: CustomerRef, feature_key: str) -> bool:
+        """Blocking `AsyncUsage.has`; a fresh cached value answers in this thread."""
+        hit = self._async.cached_value(customer, feature_key)
+        if hit is not None:
+            return hit.has_access
+        return self._loop.run(functools.partial(self._async.has, customer, feature_key))
+
+    def cached_value(self, customer: CustomerRef, feature_key: str) -> EntitlementValue | None:
+        """A fresh cached value without any I/O (None: no cache, or not fresh)."""
+        return self._async.cached_value(customer, feature_key)
+
     balance = sync_method(AsyncUsage.balance)
     consume = sync_method(AsyncUsage.consume)
     refund = sync_method(AsyncUsage.refund)
@@ -375,6 +413,11 @@ class SyncOpenMeterBilling:
     def base_url(self) -> httpx.URL:
         """The OpenMeter endpoint this client talks to."""
         return self._async.base_url
+
+    @property
+    def cache(self) -> EntitlementCache | None:
+        """The entitlement cache passed at construction (its ``stats``, ``invalidate``)."""
+        return self._async.cache
 
     @cached_property
     def customers(self) -> SyncCustomers:

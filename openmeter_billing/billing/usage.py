@@ -23,7 +23,13 @@ from ..types.grants import EntitlementGrant
 from ._consume_guard import ConsumeGuard
 
 if TYPE_CHECKING:
-    from .._client import OpenMeterBilling
+    from .._http import ServerClock
+    from ..cache import EntitlementCache
+    from ..identity import Identity
+    from ..resources.entitlements import AsyncEntitlements
+    from ..resources.events import AsyncEvents
+    from ..resources.features import AsyncFeatures
+    from ..resources.meters import AsyncMeters
 
 __all__ = ["AsyncUsage", "Balance", "Consumption", "MeterTarget"]
 
@@ -88,14 +94,34 @@ class MeterTarget:
 class AsyncUsage:
     """Usage helpers: ``has``, ``balance``, ``consume`` and ``refund``."""
 
-    def __init__(self, client: OpenMeterBilling) -> None:
-        self._client = client
+    def __init__(
+        self,
+        *,
+        entitlements: AsyncEntitlements,
+        features: AsyncFeatures,
+        meters: AsyncMeters,
+        events: AsyncEvents,
+        identity: Identity,
+        server_clock: ServerClock,
+        cache: EntitlementCache | None = None,
+    ) -> None:
+        self._entitlements = entitlements
+        self._features = features
+        self._meters = meters
+        self._events = events
+        self._identity = identity
+        self._server_clock = server_clock
+        self._cache = cache
         self._targets: dict[str, MeterTarget] = {}
         self._guard = ConsumeGuard()
 
+    def cached_value(self, customer: CustomerRef, feature_key: str) -> EntitlementValue | None:
+        """A fresh cached value without any I/O (None: no cache, or not fresh)."""
+        return self._entitlements.cached_value(customer, feature_key)
+
     async def has(self, customer: CustomerRef, feature_key: str) -> bool:
         """Whether the customer may use the feature right now."""
-        return await self._client.entitlements.has(customer, feature_key)
+        return await self._entitlements.has(customer, feature_key)
 
     async def balance(self, customer: CustomerRef, feature_key: str) -> Balance:
         """The customer's balance, usage, overage and next reset for a feature."""
@@ -127,7 +153,7 @@ class AsyncUsage:
         around this call (docs/topups.md shows one with PostgreSQL).
         """
         amount = check_amount(amount, "amount")
-        key = (await self._client._customer_key(customer), feature_key)
+        key = (await self._identity.customer_key(customer), feature_key)
         async with self._guard.hold(key):
             entitlement, value = await self._read(customer, feature_key)
             current = _balance(entitlement, value)
@@ -147,6 +173,9 @@ class AsyncUsage:
             )
             share = amount / len(events)
             self._guard.record(key, start, current.usage, ((e.id, share) for e in events))
+            cache = self._cache
+            if cache is not None:  # read your writes: the cached balance drops until OpenMeter's
+                cache.record_usage(key[0], feature_key, amount)
         return Consumption(
             events=events,
             amount=amount,
@@ -171,7 +200,7 @@ class AsyncUsage:
         amount = check_amount(amount, "amount")
         if not idempotency_key:
             raise InvalidInputError("idempotency_key is required", field="idempotency_key")
-        grants = self._client.entitlements.grants
+        grants = self._entitlements.grants
         async for grant in grants.list(customer, feature_key):
             if (grant.metadata or {}).get(IDEMPOTENCY_KEY) == idempotency_key:
                 return grant
@@ -180,7 +209,7 @@ class AsyncUsage:
             feature_key,
             {
                 "amount": amount,
-                "effectiveAt": self._client._http.server_clock.now(),
+                "effectiveAt": self._server_clock.now(),
                 "priority": 1,
                 "metadata": {
                     "openmeter_billing.kind": REFUND_KIND,
@@ -222,11 +251,14 @@ class AsyncUsage:
             for index in range(count)
         ]
         cleaned = [{k: v for k, v in event.items() if v is not None} for event in events]
-        return await self._client.events.ingest_batch(cleaned, customer=customer)
+        return await self._events.ingest_batch(cleaned, customer=customer)
 
     async def _read(
         self, customer: CustomerRef, feature_key: str
     ) -> tuple[Entitlement, EntitlementValue]:
+        cache = self._cache
+        if cache is not None:
+            return await self._read_cached(customer, feature_key)
         results: dict[str, Any] = {}
         errors: list[Exception] = []
 
@@ -238,7 +270,7 @@ class AsyncUsage:
             except Exception as exc:
                 errors.append(exc)
 
-        entitlements = self._client.entitlements
+        entitlements = self._entitlements
         async with anyio.create_task_group() as group:
             group.start_soon(fetch, "entitlement", lambda: entitlements.get(customer, feature_key))
             group.start_soon(fetch, "value", lambda: entitlements.value(customer, feature_key))
@@ -246,17 +278,30 @@ class AsyncUsage:
             raise errors[0]
         return results["entitlement"], results["value"]
 
+    async def _read_cached(
+        self, customer: CustomerRef, feature_key: str
+    ) -> tuple[Entitlement, EntitlementValue]:
+        """The entitlement's terms and value from the client's cache (each read on a miss)."""
+        cache = self._cache
+        assert cache is not None
+        key = await self._identity.customer_key(customer)
+        entitlement = cache.definition(key, feature_key)
+        if entitlement is None:
+            entitlement = await self._entitlements.get(key, feature_key)
+            cache.store_definition(key, feature_key, entitlement)
+        return entitlement, await self._entitlements.value(key, feature_key)
+
     async def _target(self, feature_key: str) -> MeterTarget:
         cached = self._targets.get(feature_key)
         if cached is not None:
             return cached
-        feature = await self._client.features.get(feature_key)
+        feature = await self._features.get(feature_key)
         if not feature.meter_slug:
             raise ConfigurationError(
                 f"feature {feature_key!r} has no meter, so usage cannot be reported for it; "
                 "pass event_type= and data= explicitly"
             )
-        meter = await self._client.meters.get(feature.meter_slug)
+        meter = await self._meters.get(feature.meter_slug)
         target = MeterTarget(
             event_type=meter.event_type,
             aggregation=meter.aggregation,

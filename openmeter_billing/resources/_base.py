@@ -16,6 +16,7 @@ from .._http import HTTPCore
 from .._pagination import AsyncPage, PageFetcher
 
 if TYPE_CHECKING:
+    from ..cache import EntitlementCache
     from ..identity import CustomerIdStore, Identity
     from ..ingest._engine import IngestEngine
     from ..providers.base import PaymentProvider
@@ -38,6 +39,7 @@ class ResourceDeps:
     event_source: str = DEFAULT_EVENT_SOURCE
     providers: Mapping[str, PaymentProvider] = field(default_factory=dict)
     ingest: Callable[[], IngestEngine] | None = None
+    cache: EntitlementCache | None = None
 
 
 class AsyncResource:
@@ -46,6 +48,11 @@ class AsyncResource:
     def __init__(self, deps: ResourceDeps) -> None:
         self._deps = deps
         self._http = deps.http
+
+    @property
+    def _cache(self) -> EntitlementCache | None:
+        """The client's entitlement cache (None without one): the one place resources get it."""
+        return self._deps.cache
 
     async def _customer_path_key(self, customer: object) -> str:
         """The ``customerIdOrKey`` for a customer given as an id, a key or a principal."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AwareDatetime, Field, TypeAdapter, field_validator
+from pydantic import AwareDatetime, Field, PrivateAttr, TypeAdapter, field_validator
 
 from .._models import RequestModel, ResponseModel
 from ._common import Metadata, Period, RecurringPeriod, RecurringPeriodCreateInput
@@ -27,8 +28,14 @@ __all__ = [
     "GrantUsageRecord",
     "IssueAfterReset",
     "ResetEntitlementUsageInput",
+    "ValueSource",
     "WindowedBalanceHistory",
 ]
+
+#: Where an `EntitlementValue` came from: ``live`` (this call asked OpenMeter), ``cache`` (fresh in
+#: the cache), ``stale`` (past its TTL, refresh under way), ``stale_error`` (refreshing failed, kept
+#: within ``stale_if_error``), ``fallback`` (nothing known in time: the feature's fail-open/closed).
+ValueSource: TypeAlias = Literal["live", "cache", "stale", "stale_error", "fallback"]
 
 _FEATURE_KEY = r"^[a-z0-9]+(?:_[a-z0-9]+)*$"
 
@@ -177,6 +184,36 @@ class EntitlementValue(ResponseModel):
     total_available_grant_amount: float | None = None
     config: str | None = None
     grant_balances: dict[str, float] | None = None
+
+    # Not part of OpenMeter's answer (so not in `to_dict`): set by the entitlement cache.
+    _source: ValueSource = PrivateAttr(default="live")
+    _fetched_at: float | None = PrivateAttr(default=None)
+    _clock: Callable[[], float] | None = PrivateAttr(default=None)
+    _optimistic: bool = PrivateAttr(default=False)
+
+    # The properties read the private dict directly: pydantic's __getattr__ route for private
+    # attributes costs about 5 µs, more than a whole cached check.
+
+    @property
+    def source(self) -> ValueSource:
+        """Where this answer came from, for logs and alerts (see `ValueSource`)."""
+        source: ValueSource = self.__pydantic_private__["_source"]  # type: ignore[index]
+        return source
+
+    @property
+    def age(self) -> float | None:
+        """Seconds since OpenMeter computed this value (None for a fallback: nothing was read)."""
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        fetched_at, clock = private["_fetched_at"], private["_clock"]
+        if fetched_at is None or clock is None:
+            return None if private["_source"] == "fallback" else 0.0
+        return max(0.0, float(clock()) - float(fetched_at))
+
+    @property
+    def optimistic(self) -> bool:
+        """Whether usage this process reported was subtracted locally since OpenMeter answered."""
+        optimistic: bool = self.__pydantic_private__["_optimistic"]  # type: ignore[index]
+        return optimistic
 
 
 class ResetEntitlementUsageInput(RequestModel):

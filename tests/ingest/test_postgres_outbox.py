@@ -45,7 +45,6 @@ async def test_submit_in_counts_usage_only_if_the_transaction_commits(
     import psycopg
 
     outbox = PostgresOutbox(DSN, table=table)  # type: ignore[arg-type]
-    # Polls rarely, so nothing is delivered before the explicit flush below.
     client = make_client(outbox=outbox, flush_interval=60)
     async with await psycopg.AsyncConnection.connect(DSN) as conn:  # type: ignore[arg-type]
         async with conn.transaction():
@@ -54,8 +53,11 @@ async def test_submit_in_counts_usage_only_if_the_transaction_commits(
             async with conn.transaction():
                 await client.events.submit_in(conn, type="t", customer="c1")
                 raise RuntimeError("the business action failed")
-    assert outbox.pending() == 1
+    # The flusher may already have delivered the committed event (it sweeps the outbox when it
+    # starts), so what counts is the end state: the committed event once, the other never.
+    assert outbox.pending() <= 1
     assert await client.events.flush() == 0
+    assert outbox.pending() == 0
     assert faulty.stored_ids() == {kept: 1}
     await client.aclose()
     outbox.close()
