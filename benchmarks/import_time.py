@@ -9,7 +9,8 @@ statement alone (interpreter start-up is excluded). Rows:
 - ``+ OpenMeterBilling()``: the package and one client constructed (no request);
 - ``+ first resource``: and ``client.entitlements`` touched (its models load on first use);
 - ``SyncOpenMeterBilling``: the blocking facade, which loads every resource;
-- ``openmeter (official SDK)``: when it is installed (``pip install "openmeter-billing[bench]"``).
+- ``openmeter (official SDK)``: when it is installed (``pip install "openmeter==1.0.0b236"``, the
+  last release that installs on Python 3.11).
 
 The goal (the runtime issue): ``openmeter_billing`` / baseline <= 1.5.
 
@@ -67,7 +68,7 @@ def main() -> None:
     rows = dict(ROWS)
     if importlib.util.find_spec("openmeter") is None:
         del rows["openmeter (official SDK)"]
-        print("official SDK not installed: pip install 'openmeter-billing[bench]' to compare")
+        print("official SDK not installed: pip install 'openmeter==1.0.0b236' to compare")
     samples: dict[str, list[float]] = {name: [] for name in rows}
     for run in range(args.runs):
         order = list(rows.items())
