@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from .cache import EntitlementCache
     from .catalog._client_api import AsyncCatalogAPI
     from .catalog.dsl import Catalog
+    from .customer_sync import AsyncCustomers
     from .identity import CustomerIdStore, CustomerRef, Identity
     from .ingest._engine import IngestEngine
     from .ingest.options import IngestOptions
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from .providers.base import PaymentProvider
     from .providers.checkout import AsyncCheckout
     from .resources import (
-        AsyncCustomers,
         AsyncEntitlements,
         AsyncEvents,
         AsyncFeatures,
@@ -211,7 +211,7 @@ class OpenMeterBilling:
     @cached_property
     def customers(self) -> AsyncCustomers:
         """Customers: create, get, list, update, delete, access, upsert, sync."""
-        from .resources.customers import AsyncCustomers
+        from .customer_sync import AsyncCustomers
 
         return AsyncCustomers(self._resource_deps)
 

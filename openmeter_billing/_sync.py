@@ -34,11 +34,11 @@ from .billing.usage import AsyncUsage
 from .cache import EntitlementCache
 from .catalog._client_api import AsyncCatalogAPI
 from .catalog.dsl import Catalog
+from .customer_sync import AsyncCustomers
 from .identity import CustomerRef
 from .ingest.options import IngestStats
 from .providers.checkout import AsyncCheckout
 from .resources import (
-    AsyncCustomers,
     AsyncEntitlements,
     AsyncEvents,
     AsyncFeatures,
@@ -54,7 +54,7 @@ __all__ = ["SyncOpenMeterBilling", "SyncPage"]
 #: Seconds `close()` (and interpreter exit) waits for background work and the loop thread.
 SHUTDOWN_TIMEOUT = 5.0
 
-A = TypeVar("A")
+A = TypeVar("A", covariant=True)  # noqa: PLC0105 - a subclass's twin may use its base's methods
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")

@@ -11,16 +11,16 @@ import pydantic
 
 from .._exceptions import ConfigurationError, ConflictError, InvalidInputError, NotFoundError
 from ..billing.events import ApplyResult, BillingEvent
+from ..customer_sync import merge_into
 from ..identity import store_get, store_set
-from ..resources.customers import _merge_into
 from ._report import BackfillReport, Outcome
 from ._runner import ItemContext, ProgressCallback, RunSettings, run_backfill
 from ._state import StateFile
 
 if TYPE_CHECKING:
     from ..billing.engine import AsyncBilling
+    from ..customer_sync import AsyncCustomers
     from ..identity import CustomerIdStore, Identity
-    from ..resources.customers import AsyncCustomers
 
 __all__ = ["DEFAULT_RATE_LIMIT", "AsyncBackfill"]
 
@@ -137,7 +137,7 @@ class AsyncBackfill:
                 existing = await customers.get(resolved.key)
             except NotFoundError:
                 raise conflict from None  # a subject key belongs to another customer
-            merged = _merge_into(existing, body)
+            merged = merge_into(existing, body)
             customer, outcome = existing, "unchanged"
             if merged is not None:
                 await context.pace()

@@ -1,6 +1,6 @@
 """Async resources: one small class per OpenMeter area, reached as ``client.<area>``."""
 
-from .customers import AsyncCustomers
+from .customers import CustomersResource
 from .entitlements import AsyncEntitlements, AsyncGrants
 from .events import AsyncEvents
 from .features import AsyncFeatures
@@ -8,11 +8,11 @@ from .meters import AsyncMeters
 from .portal import AsyncPortal
 
 __all__ = [
-    "AsyncCustomers",
     "AsyncEntitlements",
     "AsyncEvents",
     "AsyncFeatures",
     "AsyncGrants",
     "AsyncMeters",
     "AsyncPortal",
+    "CustomersResource",
 ]

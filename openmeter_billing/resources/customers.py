@@ -5,24 +5,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from .._exceptions import ConflictError, NotFoundError, PreconditionFailedError
+from .._exceptions import NotFoundError, PreconditionFailedError
 from .._http import encode_path
 from .._pagination import AsyncPage, AsyncPaginator
 from .._types import MaybeAwaitable, maybe_await
-from ..identity import CustomerRef, store_delete, store_get, store_set
+from ..identity import CustomerRef, store_delete, store_get
 from ..types.customers import (
     AddressInput,
     Customer,
     CustomerAccess,
     CustomerCreate,
     CustomerReplaceUpdate,
-    CustomerUsageAttributionInput,
 )
 from ._base import AsyncResource, build_input, parse_model, parse_page
 
-__all__ = ["AsyncCustomers", "CustomerDeletion"]
+__all__ = ["CustomerDeletion", "CustomersResource", "customer_body"]
 
 CUSTOMERS = "/api/v1/customers"
 CUSTOMER = "/api/v1/customers/{}"
@@ -52,8 +51,12 @@ class CustomerDeletion:
 ProviderCleanup = Callable[[CustomerDeletion], MaybeAwaitable[None]]
 
 
-class AsyncCustomers(AsyncResource):
-    """OpenMeter customers (``/api/v1/customers``)."""
+class CustomersResource(AsyncResource):
+    """OpenMeter customers (``/api/v1/customers``): the endpoints, nothing more.
+
+    ``client.customers`` is `openmeter_billing.customer_sync.AsyncCustomers`, which adds the
+    ``upsert`` and ``sync`` workflows on top.
+    """
 
     async def create(
         self,
@@ -74,7 +77,7 @@ class AsyncCustomers(AsyncResource):
             key: Your stable identifier for the customer (for example ``org:42``).
             subject_keys: Event subjects whose usage belongs to this customer.
         """
-        body = _customer_body(
+        body = customer_body(
             CustomerCreate,
             name,
             key,
@@ -143,7 +146,7 @@ class AsyncCustomers(AsyncResource):
         metadata: Mapping[str, str] | None = None,
     ) -> Customer:
         """Replace a customer (HTTP PUT): fields you leave out are cleared on the server."""
-        body = _customer_body(
+        body = customer_body(
             CustomerReplaceUpdate,
             name,
             key,
@@ -201,67 +204,8 @@ class AsyncCustomers(AsyncResource):
         path = encode_path(CUSTOMER + "/access", await self._customer_path_key(customer))
         return parse_model(CustomerAccess, await self._http.request("GET", path))
 
-    async def upsert(
-        self,
-        *,
-        key: str,
-        name: str,
-        description: str | None = None,
-        primary_email: str | None = None,
-        currency: str | None = None,
-        billing_address: AddressInput | Mapping[str, str] | None = None,
-        subject_keys: Sequence[str] | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> Customer:
-        """Create the customer with ``key``, or bring the existing one up to date.
 
-        Fields you leave out keep their current values; ``metadata`` merges key by key and
-        ``subject_keys`` are added to the existing ones. Safe to repeat.
-        """
-        body = _customer_body(
-            CustomerCreate,
-            name,
-            key,
-            description,
-            primary_email,
-            currency,
-            billing_address,
-            subject_keys,
-            metadata,
-        )
-        return await self._upsert(body)
-
-    async def _upsert(self, body: CustomerCreate) -> Customer:
-        assert body.key is not None
-        try:
-            existing = await self.get(body.key)
-        except NotFoundError:
-            try:
-                return await self._create(body)
-            except ConflictError:
-                # Someone created it between our read and our write: update that one instead.
-                existing = await self.get(body.key)
-        merged = _merge_into(existing, body)
-        if merged is None:
-            return existing
-        return await self._replace(existing.id, merged)
-
-    async def sync(self, principal: CustomerRef) -> Customer:
-        """Create or update the customer a principal (user, organization, team) maps to.
-
-        The identity resolvers give the key, subject and profile; the customer is upserted by key,
-        and the `CustomerIdStore` (if configured) records OpenMeter's id. Safe to replay, for
-        example after a lost response.
-        """
-        resolved = await self._deps.identity.resolve(principal)
-        customer = await self._upsert(resolved.to_create())
-        store = self._deps.customer_id_store
-        if store is not None and await store_get(store, resolved.key) != customer.id:
-            await store_set(store, resolved.key, customer.id, principal)
-        return customer
-
-
-def _customer_body(
+def customer_body(
     model: type[CustomerCreate],
     name: str,
     key: str | None,
@@ -284,37 +228,3 @@ def _customer_body(
         usage_attribution=attribution,
         metadata=dict(metadata) if metadata is not None else None,
     )
-
-
-def _merge_into(existing: Customer, wanted: CustomerCreate) -> CustomerReplaceUpdate | None:
-    """The full-replace body that applies ``wanted`` over ``existing``; None if nothing changes.
-
-    PUT clears omitted fields, so everything the caller did not set is carried over.
-    """
-    current = CustomerReplaceUpdate(
-        name=existing.name,
-        key=existing.key,
-        description=existing.description,
-        primary_email=existing.primary_email,
-        currency=existing.currency,
-        billing_address=(
-            AddressInput.model_validate(existing.billing_address.to_dict())
-            if existing.billing_address
-            else None
-        ),
-        usage_attribution=CustomerUsageAttributionInput(subject_keys=existing.subject_keys),
-        metadata=dict(existing.metadata) if existing.metadata else None,
-    )
-    changes: dict[str, Any] = {
-        name: getattr(wanted, name)
-        for name in wanted.model_fields_set
-        if getattr(wanted, name) is not None
-    }
-    if wanted.metadata:
-        changes["metadata"] = {**(current.metadata or {}), **wanted.metadata}
-    if wanted.usage_attribution is not None:
-        keys = list(existing.subject_keys)
-        keys += [k for k in wanted.usage_attribution.subject_keys if k not in keys]
-        changes["usage_attribution"] = CustomerUsageAttributionInput(subject_keys=keys)
-    merged = current.model_copy(update=changes)
-    return None if merged.to_body() == current.to_body() else merged

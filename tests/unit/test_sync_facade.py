@@ -26,8 +26,8 @@ from openmeter_billing.billing.engine import AsyncBilling
 from openmeter_billing.billing.topups import AsyncTopups
 from openmeter_billing.billing.usage import AsyncUsage
 from openmeter_billing.catalog._client_api import AsyncCatalogAPI
+from openmeter_billing.customer_sync import AsyncCustomers
 from openmeter_billing.resources import (
-    AsyncCustomers,
     AsyncEntitlements,
     AsyncEvents,
     AsyncFeatures,
@@ -52,12 +52,17 @@ PAIRS = [
 
 
 def public_methods(cls: type) -> dict[str, object]:
-    return {
-        name: member
-        for name, member in vars(cls).items()
-        if not name.startswith("_")
-        and (callable(member) or isinstance(member, (_sync.sync_method, _sync.sync_pages)))
-    }
+    """Public methods of ``cls`` and of the library classes it inherits from."""
+    found: dict[str, object] = {}
+    for klass in reversed(cls.__mro__):
+        if not klass.__module__.startswith("openmeter_billing"):
+            continue
+        for name, member in vars(klass).items():
+            if not name.startswith("_") and (
+                callable(member) or isinstance(member, (_sync.sync_method, _sync.sync_pages))
+            ):
+                found[name] = member
+    return found
 
 
 @pytest.mark.parametrize(("async_cls", "sync_cls"), PAIRS, ids=[p[0].__name__ for p in PAIRS])
