@@ -16,11 +16,19 @@ from ..billing.events import BillingEvent
 from ..catalog.dsl import Catalog
 from ._api import ProviderAPI
 from ._catalog_index import CatalogIndex, index_for
-from .base import CustomerHint, CustomerResolver, Headers, MappedEvent, ProviderEvent
+from .base import (
+    CustomerHint,
+    CustomerResolver,
+    Headers,
+    MappedEvent,
+    ProviderEvent,
+    TopupPurchase,
+)
 from .signatures import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_TOLERANCE,
     HeaderMap,
+    header,
     hmac_keys,
     normalise_headers,
     raw_body,
@@ -315,6 +323,32 @@ class MappingContext:
 
     def unknown_type(self) -> MappedEvent:
         return MappedEvent(ignored=f"unknown_event_type: {self.event.type}")
+
+    def topup(
+        self, customer: object, topup: str, payment_id: str, *, amount: Any, currency: str | None
+    ) -> MappedEvent:
+        """A paid catalog top-up, granted once per provider payment id."""
+        purchase = TopupPurchase(
+            customer=customer,
+            topup=topup,
+            idempotency_key=f"{self.provider}:{payment_id}",
+            payment_id=payment_id,
+            provider=self.provider,
+            occurred_at=self.event.occurred_at,
+            amount=amount,
+            currency=currency,
+        )
+        return MappedEvent(topups=(purchase,))
+
+
+def describe_standard_webhook(
+    headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
+) -> tuple[str | None, str, datetime]:
+    """Delivery id, type and time of a Standard Webhooks delivery whose body has an ISO
+    ``timestamp`` (Polar, Dodo); the signed timestamp when the body has none."""
+    occurred = from_iso(payload.get("timestamp")) or from_unix(signed_at)
+    assert occurred is not None
+    return header(headers, "webhook-id"), str(payload.get("type") or ""), occurred
 
 
 def check_base_url(provider: str, url: str) -> str:

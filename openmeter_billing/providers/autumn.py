@@ -13,7 +13,7 @@ from ..catalog.dsl import Catalog
 from ._adapter import MappingContext, dig, from_millis, from_unix, items, received_now, text
 from ._catalog_index import index_for
 from ._standard import StandardWebhooksAdapter
-from .base import MappedEvent, ProviderEvent, TopupPurchase
+from .base import MappedEvent, ProviderEvent
 from .signatures import HeaderMap, header
 
 __all__ = ["Autumn"]
@@ -176,14 +176,10 @@ def _auto_topup(ctx: MappingContext, data: dict[str, Any]) -> MappedEvent:
         return MappedEvent(
             ignored=f"auto top-up of {data.get('feature_id')} matches no catalog top-up"
         )
-    purchase = TopupPurchase(
-        customer=customer,
-        topup=ref.key,
-        idempotency_key=f"autumn:{invoice_id}",
-        payment_id=invoice_id,
-        provider="autumn",
-        occurred_at=ctx.event.occurred_at,
+    return ctx.topup(
+        customer,
+        ref.key,
+        invoice_id,
         amount=dig(data, "invoice", "total"),
         currency=text(dig(data, "invoice", "currency")),
     )
-    return MappedEvent(topups=(purchase,))

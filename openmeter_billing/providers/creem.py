@@ -16,7 +16,7 @@ from ._adapter import (
     received_now,
     text,
 )
-from .base import MappedEvent, RefundNotice, TopupPurchase
+from .base import MappedEvent, RefundNotice
 from .signatures import HeaderMap, require_header, verify_hmac_hex
 
 __all__ = ["Creem"]
@@ -136,17 +136,13 @@ def _checkout(ctx: MappingContext, checkout: dict[str, Any]) -> MappedEvent:
     if customer is None:
         return ctx.unresolved()
     order_id = str(order.get("id") or checkout.get("id"))
-    purchase = TopupPurchase(
-        customer=customer,
-        topup=ref.key,
-        idempotency_key=f"creem:{order_id}",
-        payment_id=order_id,
-        provider="creem",
-        occurred_at=ctx.event.occurred_at,
+    return ctx.topup(
+        customer,
+        ref.key,
+        order_id,
         amount=order.get("amount"),
         currency=text(order.get("currency")),
     )
-    return MappedEvent(topups=(purchase,))
 
 
 def _refund(ctx: MappingContext, refund: dict[str, Any]) -> MappedEvent:

@@ -5,10 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from ._adapter import MappingContext, dig, from_iso, from_unix, items, obj, text
+from ._adapter import (
+    MappingContext,
+    describe_standard_webhook,
+    dig,
+    from_iso,
+    items,
+    obj,
+    text,
+)
 from ._standard import StandardWebhooksAdapter
-from .base import MappedEvent, RefundNotice, TopupPurchase
-from .signatures import HeaderMap, header
+from .base import MappedEvent, RefundNotice
+from .signatures import HeaderMap
 
 __all__ = ["Dodo"]
 
@@ -44,9 +52,7 @@ class Dodo(StandardWebhooksAdapter):
     def _describe(
         self, headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
     ) -> tuple[str | None, str, datetime]:
-        occurred = from_iso(payload.get("timestamp")) or from_unix(signed_at)
-        assert occurred is not None
-        return header(headers, "webhook-id"), str(payload.get("type") or ""), occurred
+        return describe_standard_webhook(headers, payload, signed_at)
 
     def _map(self, ctx: MappingContext) -> MappedEvent:
         kind = ctx.event.type
@@ -130,17 +136,7 @@ def _payment(ctx: MappingContext, payment: dict[str, Any]) -> MappedEvent:
     ref = ctx.index.find(*(dig(item, "product_id") for item in cart), kind="topup")
     if ref is None:
         return MappedEvent(ignored="one-time payment for no catalog top-up")
-    purchase = TopupPurchase(
-        customer=customer,
-        topup=ref.key,
-        idempotency_key=f"dodo:{payment_id}",
-        payment_id=payment_id,
-        provider="dodo",
-        occurred_at=ctx.event.occurred_at,
-        amount=amount,
-        currency=currency,
-    )
-    return MappedEvent(topups=(purchase,))
+    return ctx.topup(customer, ref.key, payment_id, amount=amount, currency=currency)
 
 
 def _refund(ctx: MappingContext, refund: dict[str, Any]) -> MappedEvent:

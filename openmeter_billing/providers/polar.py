@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from ._adapter import MappingContext, dig, from_iso, from_unix, obj, text
+from ._adapter import MappingContext, describe_standard_webhook, dig, from_iso, obj, text
 from ._standard import StandardWebhooksAdapter
-from .base import MappedEvent, RefundNotice, TopupPurchase
-from .signatures import HeaderMap, header
+from .base import MappedEvent, RefundNotice
+from .signatures import HeaderMap
 
 __all__ = ["Polar"]
 
@@ -40,9 +40,7 @@ class Polar(StandardWebhooksAdapter):
     def _describe(
         self, headers: HeaderMap, payload: dict[str, Any], signed_at: int | None
     ) -> tuple[str | None, str, datetime]:
-        occurred = from_iso(payload.get("timestamp")) or from_unix(signed_at)
-        assert occurred is not None
-        return header(headers, "webhook-id"), str(payload.get("type") or ""), occurred
+        return describe_standard_webhook(headers, payload, signed_at)
 
     def _map(self, ctx: MappingContext) -> MappedEvent:
         kind = ctx.event.type
@@ -140,17 +138,13 @@ def _order_paid(ctx: MappingContext, order: dict[str, Any]) -> MappedEvent:
                 rejected=f"unknown_topup: no catalog top-up has polar id {product_id}"
             )
         order_id = str(order.get("id"))
-        purchase = TopupPurchase(
-            customer=customer,
-            topup=ref.key,
-            idempotency_key=f"polar:{order_id}",
-            payment_id=order_id,
-            provider="polar",
-            occurred_at=ctx.event.occurred_at,
+        return ctx.topup(
+            customer,
+            ref.key,
+            order_id,
             amount=order.get("total_amount"),
             currency=text(order.get("currency")),
         )
-        return MappedEvent(topups=(purchase,))
     sub = obj(order.get("subscription"))
     ref = ctx.index.find(product_id, sub.get("price_id"), kind="plan")
     if ref is None and not ctx.index.empty:

@@ -18,7 +18,7 @@ from ._adapter import (
     received_now,
     text,
 )
-from .base import MappedEvent, RefundNotice, TopupPurchase
+from .base import MappedEvent, RefundNotice
 from .signatures import HeaderMap, header, require_header, verify_hmac_hex
 
 __all__ = ["Razorpay"]
@@ -151,17 +151,13 @@ def _payment(ctx: MappingContext, payload: dict[str, Any]) -> MappedEvent:
     if customer is None:
         return ctx.unresolved()
     payment_id = str(payment.get("id") or order.get("id"))
-    purchase = TopupPurchase(
-        customer=customer,
-        topup=ref.key,
-        idempotency_key=f"razorpay:{payment_id}",
-        payment_id=payment_id,
-        provider="razorpay",
-        occurred_at=ctx.event.occurred_at,
+    return ctx.topup(
+        customer,
+        ref.key,
+        payment_id,
         amount=payment.get("amount"),
         currency=text(payment.get("currency")),
     )
-    return MappedEvent(topups=(purchase,))
 
 
 def _refund(ctx: MappingContext, payload: dict[str, Any]) -> MappedEvent:

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from .._exceptions import WebhookVerificationError
 from ._adapter import MappingContext, ProviderAdapter, dig, from_unix, obj, text
-from .base import MappedEvent, RefundNotice, TopupPurchase
+from .base import MappedEvent, RefundNotice
 from .signatures import HeaderMap, require_header, verify_stripe
 
 __all__ = ["Stripe"]
@@ -266,17 +266,13 @@ def _checkout(ctx: MappingContext, session: dict[str, Any]) -> MappedEvent:
             rejected=f"unknown_topup: no catalog top-up matches {shown}; "
             "set metadata.topup at checkout"
         )
-    purchase = TopupPurchase(
-        customer=customer,
-        topup=ref.key,
-        idempotency_key=f"stripe:{payment_id}",
-        payment_id=payment_id,
-        provider="stripe",
-        occurred_at=ctx.event.occurred_at,
+    return ctx.topup(
+        customer,
+        ref.key,
+        payment_id,
         amount=session.get("amount_total"),
         currency=text(session.get("currency")),
     )
-    return MappedEvent(topups=(purchase,))
 
 
 def _refund(ctx: MappingContext, charge: dict[str, Any]) -> MappedEvent:
